@@ -1,0 +1,54 @@
+# The two commands: `make run` (first look, embedded SQLite) and `make test` (the whole suite).
+SHELL := /bin/bash
+VENV := .venv
+BIN := $(VENV)/bin
+# The first Python >= 3.12 on PATH (pyenv's shims honour .python-version).
+PYTHON ?= $(shell for p in python3.13 python3.12 python3 python; do \
+	command -v $$p >/dev/null 2>&1 && $$p -c 'import sys; sys.exit(sys.version_info < (3, 12))' 2>/dev/null \
+	&& { echo $$p; break; }; done)
+HOST ?= 127.0.0.1
+PORT ?= 8000
+# Tests run with production-like settings, over plain HTTP.
+TEST_ENV := DEBUG=0 SECRET_KEY=test-only-secret-key SECURE_SSL_REDIRECT=0 SECURE_COOKIES=0 SECURE_HSTS_SECONDS=0
+PYTEST_ARGS ?=
+
+.PHONY: run test lint format install migrate bench clean
+
+$(BIN)/.installed: requirements.lock
+	@test -n "$(PYTHON)" || { echo "Python 3.12 or newer is required (none found on PATH)." >&2; exit 2; }
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -r requirements.lock
+	@touch $@
+
+install: $(BIN)/.installed
+
+migrate: install
+	DEBUG=1 $(BIN)/python manage.py migrate --noinput
+	DEBUG=1 $(BIN)/python manage.py migrate --noinput --database sandbox
+
+run: migrate
+	DEBUG=1 $(BIN)/python manage.py seed_demo
+	@echo
+	@echo "  Billing console: http://$(HOST):$(PORT)/"
+	@echo "  Sign in as demo / demo (or demo2 / demo). Admin: http://$(HOST):$(PORT)/admin/ as support / demo"
+	@echo
+	DEBUG=1 $(BIN)/python manage.py runserver $(HOST):$(PORT)
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: install
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+test: lint
+	$(TEST_ENV) $(BIN)/python -m pytest $(PYTEST_ARGS)
+
+bench: install
+	$(BIN)/python bench/settle.py
+	$(BIN)/python bench/console.py
+
+clean:
+	rm -rf $(VENV) db.sqlite3 sandbox.sqlite3 staticfiles test-artifacts

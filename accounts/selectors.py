@@ -1,0 +1,35 @@
+"""The one place that decides what a member may see: every console view and API queryset uses it."""
+
+from django.db.models import Model, QuerySet
+from django.http import Http404
+
+from .models import Account, Membership
+
+
+def memberships_for_user(*, user) -> QuerySet[Membership]:
+    if not user.is_authenticated:
+        return Membership.objects.none()
+    return Membership.objects.filter(user=user).select_related("account").order_by("account__name", "pk")
+
+
+def membership_for(*, user, account_id: int | None) -> Membership | None:
+    """The user's membership of ``account_id`` if there is one, else their first membership."""
+    memberships = memberships_for_user(user=user)
+    if account_id is not None:
+        chosen = next((m for m in memberships if m.account_id == account_id), None)
+        if chosen is not None:
+            return chosen
+    return next(iter(memberships), None)
+
+
+def scoped(queryset: QuerySet, *, account: Account, field: str = "account") -> QuerySet:
+    """Restrict ``queryset`` to rows of ``account`` (``field`` may follow relations: "invoice__account")."""
+    return queryset.filter(**{field: account})
+
+
+def get_for_account(queryset: QuerySet, *, account: Account, pk, field: str = "account") -> Model:
+    """One object of ``account``; another account's object, or a malformed id, is a 404."""
+    try:
+        return scoped(queryset, account=account, field=field).get(pk=pk)
+    except (queryset.model.DoesNotExist, ValueError, TypeError):
+        raise Http404 from None

@@ -1,0 +1,42 @@
+from django.db import models
+from django.utils.translation import gettext_lazy as _
+
+from accounts.models import Account
+
+
+class SentEmail(models.Model):
+    """A notification sent (or being sent) for one event. The event key makes it once only."""
+
+    class Kind(models.TextChoices):
+        BACKUP_CHARGED = "backup_charged", _("A backup method was charged")
+        ALL_FAILED = "all_failed", _("All payment methods failed")
+        ACCOUNT_SUSPENDED = "account_suspended", _("Account suspended")
+        METHOD_EXPIRING = "method_expiring", _("Payment method expiring soon")
+        SECURITY_NOTICE = "security_notice", _("Payment settings changed")
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", _("Queued")
+        SENT = "sent", _("Sent")
+        FAILED = "failed", _("Failed")
+
+    # Security and failed-payment notices reach every recipient, whatever their preferences.
+    ALWAYS_SENT = (Kind.SECURITY_NOTICE, Kind.ALL_FAILED, Kind.ACCOUNT_SUSPENDED)
+
+    account = models.ForeignKey(Account, on_delete=models.PROTECT, related_name="sent_emails")
+    kind = models.CharField(_("kind"), max_length=32, choices=Kind)
+    event_key = models.CharField(_("event"), max_length=200, unique=True)
+    recipients = models.JSONField(_("recipients"), default=list)
+    subject = models.CharField(_("subject"), max_length=300, blank=True)
+    context = models.JSONField(_("context"), default=dict, blank=True)
+    status = models.CharField(_("status"), max_length=16, choices=Status, default=Status.QUEUED)
+    error = models.CharField(_("error"), max_length=300, blank=True)
+    created_at = models.DateTimeField(_("created"), auto_now_add=True)
+    sent_at = models.DateTimeField(_("sent"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("sent email")
+        verbose_name_plural = _("sent emails")
+        ordering = ["-created_at", "-pk"]
+
+    def __str__(self):
+        return f"{self.get_kind_display()} → {', '.join(self.recipients)}"
