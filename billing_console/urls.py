@@ -1,6 +1,6 @@
 from django.contrib import admin
 from django.http import HttpResponse
-from django.urls import path
+from django.urls import include, path
 
 
 def healthz(request):
@@ -9,5 +9,7 @@ def healthz(request):
 
 urlpatterns = [
     path("admin/", admin.site.urls),
+    path("api/", include("billing_console.api_urls")),
     path("healthz", healthz, name="healthz"),
+    path("", include("billing_console.console_urls")),
 ]

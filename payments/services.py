@@ -1,0 +1,368 @@
+"""Writes to payment methods and the charge order.
+
+Tokenisation happens first, outside any transaction (the gateway is remote); the change, its audit
+event, the security notice and "past-due invoices may be retried now" then commit together.
+"""
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from accounts.models import Account, AuditEvent
+from accounts.services import actor_label_for, audit_record
+from invoices.models import Invoice
+from notifications.models import SentEmail
+from notifications.services import OWNER_ROLES, notification_queue, recipients_for
+
+from .gateways import get_gateway
+from .gateways.base import TokenizedMethod
+from .models import ChargeOrderEntry, PaymentMethod
+
+
+class ChargeOrderError(ValidationError):
+    """The requested charge order was refused whole; ``messages`` says every problem."""
+
+
+def charge_order_ids(*, account: Account) -> list[int]:
+    return list(
+        ChargeOrderEntry.objects.filter(account=account)
+        .order_by("position")
+        .values_list("method_id", flat=True)
+    )
+
+
+def _method_snapshot(method: PaymentMethod) -> dict:
+    return {
+        "id": method.pk,
+        "kind": method.kind,
+        "label": method.label,
+        "exp": f"{method.exp_month:02d}/{method.exp_year}" if method.exp_month else None,
+        "status": method.status,
+    }
+
+
+def _lock_account(account: Account) -> Account:
+    # Serialises every change to one account's methods, so two concurrent edits cannot interleave.
+    return Account.objects.select_for_update().get(pk=account.pk)
+
+
+def _past_due_invoices_retry_now(*, account: Account) -> int:
+    """A customer who fixes their methods should not wait for the next round of the schedule."""
+    return Invoice.objects.filter(account=account, status=Invoice.Status.PAST_DUE).update(
+        next_attempt_at=timezone.now()
+    )
+
+
+def _security_notice(*, account: Account, event: AuditEvent, change: str, actor, request) -> None:
+    notification_queue(
+        account=account,
+        kind=SentEmail.Kind.SECURITY_NOTICE,
+        event_key=f"security:{event.pk}",
+        recipients=recipients_for(account=account, kind=SentEmail.Kind.SECURITY_NOTICE, roles=OWNER_ROLES),
+        context={
+            "change": change,
+            "actor": actor_label_for(actor),
+            "when": timezone.localtime(event.created_at).strftime("%Y-%m-%d %H:%M %Z"),
+            "ip_address": event.ip_address or "",
+        },
+    )
+
+
+def _write_order(*, account: Account, method_ids: list[int]) -> None:
+    ChargeOrderEntry.objects.filter(account=account).delete()
+    ChargeOrderEntry.objects.bulk_create(
+        ChargeOrderEntry(account=account, method_id=method_id, position=position)
+        for position, method_id in enumerate(method_ids, start=1)
+    )
+
+
+def _validate_order(*, account: Account, method_ids: list[int]) -> None:
+    problems = []
+    seen = set()
+    for method_id in method_ids:
+        if method_id in seen:
+            problems.append(_("Payment method %(id)s appears more than once.") % {"id": method_id})
+        seen.add(method_id)
+    methods = {m.pk: m for m in PaymentMethod.objects.filter(account=account, pk__in=seen)}
+    for method_id in dict.fromkeys(method_ids):
+        method = methods.get(method_id)
+        if method is None:
+            # Another account's method reads exactly like one that does not exist.
+            problems.append(_("Payment method %(id)s does not exist.") % {"id": method_id})
+        elif not method.is_active:
+            problems.append(_("Payment method %(id)s has been removed.") % {"id": method_id})
+    limit = 1 + settings.BILLING_MAX_BACKUPS
+    if len(method_ids) > limit:
+        problems.append(
+            _("A charge order holds a primary and at most %(n)s backups.")
+            % {"n": settings.BILLING_MAX_BACKUPS}
+        )
+    if problems:
+        raise ChargeOrderError(problems)
+
+
+@transaction.atomic
+def charge_order_set(*, account: Account, actor, method_ids: list[int], request=None) -> list[int]:
+    """Replace the charge order: ``method_ids[0]`` is the primary, the rest are backups in rank.
+
+    Refused whole (ChargeOrderError, nothing changed) if it names a method twice, a removed
+    method, another account's method, or more backups than BILLING_MAX_BACKUPS.
+    """
+    account = _lock_account(account)
+    method_ids = [int(method_id) for method_id in method_ids]
+    _validate_order(account=account, method_ids=method_ids)
+    before = charge_order_ids(account=account)
+    if before == method_ids:
+        return before
+    _write_order(account=account, method_ids=method_ids)
+    event = audit_record(
+        account=account,
+        action=AuditEvent.Action.ORDER_CHANGED,
+        actor=actor,
+        before={"order": before},
+        after={"order": method_ids},
+        request=request,
+    )
+    _past_due_invoices_retry_now(account=account)
+    _security_notice(
+        account=account, event=event, change=_("The charge order changed."), actor=actor, request=request
+    )
+    return method_ids
+
+
+def _reordered(order: list[int], method_id: int, *, to: int) -> list[int]:
+    order = [m for m in order if m != method_id]
+    order.insert(max(0, min(to, len(order))), method_id)
+    return order
+
+
+def _require_in_order(order: list[int], method_id: int) -> None:
+    if method_id not in order:
+        raise ChargeOrderError([_("That payment method is not in the charge order.")])
+
+
+def charge_order_move(*, account: Account, actor, method_id: int, offset: int, request=None) -> list[int]:
+    """Move a method ``offset`` places (-1 is "Move up", +1 "Move down")."""
+    with transaction.atomic():
+        order = charge_order_ids(account=_lock_account(account))
+        _require_in_order(order, method_id)
+        return charge_order_set(
+            account=account,
+            actor=actor,
+            method_ids=_reordered(order, method_id, to=order.index(method_id) + offset),
+            request=request,
+        )
+
+
+def charge_order_make_primary(*, account: Account, actor, method_id: int, request=None) -> list[int]:
+    with transaction.atomic():
+        order = charge_order_ids(account=_lock_account(account))
+        return charge_order_set(
+            account=account, actor=actor, method_ids=_reordered(order, method_id, to=0), request=request
+        )
+
+
+def charge_order_add_backup(*, account: Account, actor, method_id: int, request=None) -> list[int]:
+    with transaction.atomic():
+        order = charge_order_ids(account=_lock_account(account))
+        if method_id in order:
+            return order
+        return charge_order_set(account=account, actor=actor, method_ids=[*order, method_id], request=request)
+
+
+def charge_order_remove(*, account: Account, actor, method_id: int, request=None) -> list[int]:
+    """Take a method out of the charge order but keep it on file."""
+    with transaction.atomic():
+        order = charge_order_ids(account=_lock_account(account))
+        _require_in_order(order, method_id)
+        return charge_order_set(
+            account=account, actor=actor, method_ids=[m for m in order if m != method_id], request=request
+        )
+
+
+@transaction.atomic
+def payment_method_create(
+    *,
+    account: Account,
+    actor,
+    tokenized: TokenizedMethod,
+    gateway: str,
+    add_to_order: bool = True,
+    request=None,
+) -> PaymentMethod:
+    """Keep a tokenised method and, if asked and there is room, rank it last in the charge order."""
+    account = _lock_account(account)
+    method = PaymentMethod.objects.create(
+        account=account,
+        kind=tokenized.kind,
+        gateway=gateway,
+        token=tokenized.token,
+        fingerprint=tokenized.fingerprint,
+        brand=tokenized.brand,
+        last4=tokenized.last4,
+        exp_month=tokenized.exp_month,
+        exp_year=tokenized.exp_year,
+        bank_name=tokenized.bank_name,
+        added_by=actor if actor is not None and actor.is_authenticated else None,
+    )
+    event = audit_record(
+        account=account,
+        action=AuditEvent.Action.METHOD_ADDED,
+        actor=actor,
+        obj=method,
+        after=_method_snapshot(method),
+        request=request,
+    )
+    order = charge_order_ids(account=account)
+    if add_to_order and len(order) < 1 + settings.BILLING_MAX_BACKUPS:
+        _write_order(account=account, method_ids=[*order, method.pk])
+        audit_record(
+            account=account,
+            action=AuditEvent.Action.ORDER_CHANGED,
+            actor=actor,
+            before={"order": order},
+            after={"order": [*order, method.pk]},
+            request=request,
+        )
+    _past_due_invoices_retry_now(account=account)
+    _security_notice(
+        account=account,
+        event=event,
+        change=_("Payment method %(label)s was added.") % {"label": method.label},
+        actor=actor,
+        request=request,
+    )
+    return method
+
+
+def payment_method_add_card(
+    *,
+    account: Account,
+    actor,
+    number: str,
+    exp_month: int,
+    exp_year: int,
+    cvc: str,
+    add_to_order=True,
+    request=None,
+) -> PaymentMethod:
+    """Tokenise a card (raises InvalidPaymentDetails) and keep it. The number goes no further."""
+    gateway = get_gateway()
+    tokenized = gateway.tokenize_card(number=number, exp_month=exp_month, exp_year=exp_year, cvc=cvc)
+    return payment_method_create(
+        account=account,
+        actor=actor,
+        tokenized=tokenized,
+        gateway=gateway.name,
+        add_to_order=add_to_order,
+        request=request,
+    )
+
+
+def payment_method_add_sepa_debit(
+    *, account: Account, actor, iban: str, account_holder: str, add_to_order=True, request=None
+) -> PaymentMethod:
+    gateway = get_gateway()
+    tokenized = gateway.tokenize_sepa_debit(iban=iban, account_holder=account_holder)
+    return payment_method_create(
+        account=account,
+        actor=actor,
+        tokenized=tokenized,
+        gateway=gateway.name,
+        add_to_order=add_to_order,
+        request=request,
+    )
+
+
+def payment_method_add_ach_debit(
+    *,
+    account: Account,
+    actor,
+    routing_number: str,
+    account_number: str,
+    account_holder: str,
+    add_to_order=True,
+    request=None,
+) -> PaymentMethod:
+    gateway = get_gateway()
+    tokenized = gateway.tokenize_ach_debit(
+        routing_number=routing_number, account_number=account_number, account_holder=account_holder
+    )
+    return payment_method_create(
+        account=account,
+        actor=actor,
+        tokenized=tokenized,
+        gateway=gateway.name,
+        add_to_order=add_to_order,
+        request=request,
+    )
+
+
+@transaction.atomic
+def payment_method_update_expiry(
+    *, method: PaymentMethod, actor, exp_month: int, exp_year: int, request=None
+) -> PaymentMethod:
+    """A customer's update of a card's expiry; it also lifts a block left by a hard decline."""
+    _lock_account(method.account)
+    method = PaymentMethod.objects.select_for_update().get(pk=method.pk)
+    if not method.is_active:
+        raise ValidationError(_("This payment method has been removed."))
+    before = _method_snapshot(method)
+    method.exp_month, method.exp_year = exp_month, exp_year
+    method.blocked_at, method.blocked_reason = None, ""
+    method.updated_at = timezone.now()
+    method.full_clean(validate_unique=False, validate_constraints=False)
+    method.save(update_fields=["exp_month", "exp_year", "blocked_at", "blocked_reason", "updated_at"])
+    event = audit_record(
+        account=method.account,
+        action=AuditEvent.Action.METHOD_UPDATED,
+        actor=actor,
+        obj=method,
+        before=before,
+        after=_method_snapshot(method),
+        request=request,
+    )
+    _past_due_invoices_retry_now(account=method.account)
+    _security_notice(
+        account=method.account,
+        event=event,
+        change=_("Payment method %(label)s was updated.") % {"label": method.label},
+        actor=actor,
+        request=request,
+    )
+    return method
+
+
+@transaction.atomic
+def payment_method_remove(*, method: PaymentMethod, actor, request=None) -> PaymentMethod:
+    """Remove a method: it leaves the charge order (backup 1 becomes primary if it was primary)."""
+    account = _lock_account(method.account)
+    method = PaymentMethod.objects.select_for_update().get(pk=method.pk)
+    if not method.is_active:
+        return method
+    before_order = charge_order_ids(account=account)
+    before = _method_snapshot(method)
+    method.status = PaymentMethod.Status.REMOVED
+    method.removed_at = timezone.now()
+    method.save(update_fields=["status", "removed_at"])
+    if method.pk in before_order:
+        _write_order(account=account, method_ids=[m for m in before_order if m != method.pk])
+    event = audit_record(
+        account=account,
+        action=AuditEvent.Action.METHOD_REMOVED,
+        actor=actor,
+        obj=method,
+        before={**before, "order": before_order},
+        after={**_method_snapshot(method), "order": charge_order_ids(account=account)},
+        request=request,
+    )
+    _security_notice(
+        account=account,
+        event=event,
+        change=_("Payment method %(label)s was removed.") % {"label": method.label},
+        actor=actor,
+        request=request,
+    )
+    return method
