@@ -1,0 +1,94 @@
+"""Claiming invoices: a short transaction that takes row locks (skipping rows another worker
+holds) and records a lease, so any number of workers never settle the same invoice together."""
+
+import datetime
+import os
+import secrets
+import socket
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Exists, OuterRef, Q
+from django.utils import timezone
+
+from invoices.models import Invoice, PaymentAttempt
+
+from .cascade import Lease
+
+
+def new_lease(*, owner: str = "") -> Lease:
+    return Lease(token=secrets.token_hex(16), owner=owner or f"{socket.gethostname()}:{os.getpid()}")
+
+
+def _lease_free(now: datetime.datetime) -> Q:
+    return Q(lease_expires_at__isnull=True) | Q(lease_expires_at__lt=now)
+
+
+def _lease_until(now: datetime.datetime) -> datetime.datetime:
+    return now + datetime.timedelta(seconds=settings.BILLING_LEASE_SECONDS)
+
+
+def due_queryset(*, as_of: datetime.datetime, account_id: int | None = None, now=None):
+    """Collectable invoices whose next attempt has come and whose lease is free: those due by
+    ``as_of``, and any with an attempt still unresolved (reconciled before anything is charged)."""
+    now = now or timezone.now()
+    unresolved = Exists(
+        PaymentAttempt.objects.filter(invoice=OuterRef("pk"), status__in=PaymentAttempt.UNRESOLVED)
+    )
+    queryset = (
+        Invoice.objects.filter(status__in=Invoice.COLLECTABLE)
+        .filter(Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=as_of))
+        .filter(_lease_free(now))
+        .filter(Q(due_on__lte=timezone.localdate(as_of)) | unresolved)
+    )
+    if account_id is not None:
+        queryset = queryset.filter(account_id=account_id)
+    return queryset.order_by("next_attempt_at", "pk")
+
+
+def claim_due(
+    *, lease: Lease, as_of: datetime.datetime, limit: int, account_id: int | None = None
+) -> list[Invoice]:
+    now = timezone.now()
+    with transaction.atomic():
+        ids = list(
+            due_queryset(as_of=as_of, account_id=account_id, now=now)
+            .select_for_update(skip_locked=True, of=("self",))
+            .values_list("pk", flat=True)[:limit]
+        )
+        if ids:
+            Invoice.objects.filter(pk__in=ids).update(
+                lease_token=lease.token, lease_owner=lease.owner, lease_expires_at=_lease_until(now)
+            )
+    if not ids:
+        return []
+    return list(
+        Invoice.objects.filter(pk__in=ids, lease_token=lease.token)
+        .select_related("account")
+        .order_by("next_attempt_at", "pk")
+    )
+
+
+def claim_one(*, invoice_id: int, lease: Lease) -> Invoice | None:
+    """Claim one collectable invoice now (Pay now, Retry now); None if another worker holds it."""
+    now = timezone.now()
+    with transaction.atomic():
+        locked = (
+            Invoice.objects.filter(pk=invoice_id, status__in=Invoice.COLLECTABLE)
+            .filter(_lease_free(now))
+            .select_for_update(skip_locked=True, of=("self",))
+            .values_list("pk", flat=True)
+        )
+        if not list(locked):
+            return None
+        Invoice.objects.filter(pk=invoice_id).update(
+            lease_token=lease.token, lease_owner=lease.owner, lease_expires_at=_lease_until(now)
+        )
+    return Invoice.objects.select_related("account").get(pk=invoice_id)
+
+
+def release(*, invoice_ids, lease: Lease) -> int:
+    """Give back invoices claimed but not worked on (a run told to stop)."""
+    return Invoice.objects.filter(pk__in=list(invoice_ids), lease_token=lease.token).update(
+        lease_token="", lease_owner="", lease_expires_at=None
+    )

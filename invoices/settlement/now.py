@@ -1,0 +1,93 @@
+"""Settling one invoice on request: a member's "Pay now", support's "Retry now"."""
+
+import logging
+
+from django.db import transaction
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from accounts.models import AuditEvent
+from accounts.services import audit_record
+from invoices.models import Invoice, PaymentAttempt
+from payments.models import PaymentMethod
+
+from .cascade import Context, cascade_claimed
+from .claim import claim_one, new_lease
+from .outcomes import InvoiceResult, Outcome
+from .plan import charge_orders, recent_attempt_counts
+
+logger = logging.getLogger("invoices.settlement")
+
+
+def _settle_now(
+    *, invoice: Invoice, actor, trigger: str, method: PaymentMethod | None, request
+) -> InvoiceResult:
+    invoice = Invoice.objects.select_related("account").get(pk=invoice.pk)
+    if not invoice.is_collectable:
+        return InvoiceResult(
+            invoice_id=invoice.pk,
+            number=invoice.number,
+            outcome=Outcome.NOT_COLLECTABLE,
+            message=_("Invoice %(number)s is %(status)s; there is nothing to pay.")
+            % {"number": invoice.number, "status": invoice.get_status_display().lower()},
+        )
+    if method is not None and method.account_id != invoice.account_id:
+        raise ValueError("The chosen method belongs to another account.")
+    lease = new_lease(owner=f"{trigger}:{actor.get_username() if actor else 'system'}")
+    claimed = claim_one(invoice_id=invoice.pk, lease=lease)
+    if claimed is None:
+        return InvoiceResult(
+            invoice_id=invoice.pk,
+            number=invoice.number,
+            outcome=Outcome.BUSY,
+            message=_("Invoice %(number)s is being processed right now; try again in a minute.")
+            % {"number": invoice.number},
+        )
+    with transaction.atomic():
+        audit_record(
+            account=claimed.account,
+            action=AuditEvent.Action.PAY_NOW
+            if trigger == PaymentAttempt.Trigger.PAY_NOW
+            else AuditEvent.Action.INVOICE_RETRIED,
+            actor=actor,
+            obj=claimed,
+            after={"method": method.pk if method else None},
+            request=request,
+        )
+    order = charge_orders(account_ids=[claimed.account_id]).get(claimed.account_id, [])
+    if method is not None:
+        position = next((p for p, m in order if m.pk == method.pk), None)
+        order = [(position, method)]
+    now = timezone.now()
+    ctx = Context(invoice=claimed, lease=lease, as_of=now, trigger=trigger, actor=actor)
+    try:
+        return cascade_claimed(
+            ctx,
+            order=order,
+            recent_counts=recent_attempt_counts(method_ids=[m.pk for _, m in order], as_of=now),
+        )
+    except Exception:
+        # The lease is kept until it expires: whatever is unresolved is reconciled by the next run.
+        logger.exception("Settling invoice %s on request failed", claimed.number)
+        return InvoiceResult(
+            invoice_id=claimed.pk,
+            number=claimed.number,
+            outcome=Outcome.ERROR,
+            message=_("Something went wrong; the payment will be checked by the next settlement run."),
+        )
+
+
+def invoice_pay_now(
+    *, invoice: Invoice, actor, method: PaymentMethod | None = None, request=None
+) -> InvoiceResult:
+    """A member pays an invoice now, down the charge order or with one chosen method."""
+    return _settle_now(
+        invoice=invoice, actor=actor, trigger=PaymentAttempt.Trigger.PAY_NOW, method=method, request=request
+    )
+
+
+def invoice_retry_now(*, invoice: Invoice, actor, request=None) -> InvoiceResult:
+    """Support retries an invoice now, down the charge order."""
+    return _settle_now(
+        invoice=invoice, actor=actor, trigger=PaymentAttempt.Trigger.STAFF_RETRY, method=None, request=request
+    )
