@@ -3,6 +3,7 @@
 Every value is typed and fails loudly: a bad value stops start-up with a message naming the setting.
 """
 
+import zoneinfo
 from pathlib import Path
 
 import environ
@@ -36,16 +37,24 @@ def _int(name: str, default: int, *, minimum: int = 0) -> int:
 
 def _db(name: str, default: str) -> dict:
     raw = env.str(name, default=default)
+    if "://" not in raw:
+        raise ImproperlyConfigured(
+            f"{name} is not a valid database URL (expected postgres://user@host:5432/name or sqlite:///path)."
+        )
     try:
         config = environ.Env.db_url_config(raw)
     except Exception as exc:  # django-environ raises several types for malformed URLs
         raise ImproperlyConfigured(f"{name} is not a valid database URL: {exc}") from None
-    if not config.get("ENGINE"):
-        raise ImproperlyConfigured(f"{name} names an unknown database scheme: {raw.split(':', 1)[0]!r}.")
+    # django-environ passes an unknown scheme through as the engine instead of refusing it.
+    scheme = raw.split(":", 1)[0]
+    if config.get("ENGINE", "") in ("", scheme):
+        raise ImproperlyConfigured(f"{name} names an unknown database scheme: {scheme!r}.")
     if config["ENGINE"].endswith("sqlite3"):
         # Several settlement threads and the sandbox ledger share the file: wait for the lock
         # instead of failing, and take the write lock up front so two writers never deadlock.
         config.setdefault("OPTIONS", {}).update({"timeout": 30, "transaction_mode": "IMMEDIATE"})
+        # Tests use a file, not shared-cache memory: settlement threads and subprocesses must see it.
+        config["TEST"] = {"NAME": str(Path(config["NAME"]).with_suffix(".test.sqlite3"))}
     elif not config.get("NAME"):
         raise ImproperlyConfigured(f"{name} must name a database.")
     return config
@@ -95,6 +104,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "accounts.middleware.CurrentAccountMiddleware",
+    "billing_console.middleware.MemberPreferencesMiddleware",
 ]
 
 ROOT_URLCONF = "billing_console.urls"
@@ -133,7 +143,10 @@ DATABASES["sandbox"] = _db("SANDBOX_DATABASE_URL", _sandbox_default)
 DATABASE_ROUTERS = ["payments.sandbox.routers.SandboxRouter"]
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
-CACHES = {"default": env.cache_url("CACHE_URL", default="locmemcache://billing")}
+try:
+    CACHES = {"default": env.cache_url("CACHE_URL", default="locmemcache://billing")}
+except Exception as exc:
+    raise ImproperlyConfigured(f"CACHE_URL is not a valid cache URL: {exc}") from None
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
@@ -144,11 +157,19 @@ AUTH_PASSWORD_VALIDATORS = [
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "dashboard"
 LOGOUT_REDIRECT_URL = "login"
+# Sign-in throttling: failures per username and client address, counted in the shared cache.
+SIGNIN_FAILURES_ALLOWED = _int("SIGNIN_FAILURES_ALLOWED", 10, minimum=1)
+SIGNIN_FAILURE_WINDOW_SECONDS = _int("SIGNIN_FAILURE_WINDOW_SECONDS", 900, minimum=60)
+PASSWORD_RESET_TIMEOUT = _int("PASSWORD_RESET_TIMEOUT", 60 * 60 * 3, minimum=300)
 
 LANGUAGE_CODE = "en"
 LANGUAGES = [("en", "English"), ("ja", "日本語")]
 LOCALE_PATHS = [BASE_DIR / "locale"]
 TIME_ZONE = env.str("TIME_ZONE", default="UTC")
+if TIME_ZONE not in zoneinfo.available_timezones():
+    raise ImproperlyConfigured(
+        f"TIME_ZONE must be an IANA time zone such as Europe/Paris, not {TIME_ZONE!r}."
+    )
 USE_I18N = True
 USE_TZ = True
 
@@ -222,14 +243,18 @@ if env.str("SECURE_PROXY_SSL_HEADER", default=""):
     SECURE_PROXY_SSL_HEADER = (env.str("SECURE_PROXY_SSL_HEADER"), "https")
 
 REST_FRAMEWORK = {
+    # Token first: its WWW-Authenticate header is what turns "no credentials" into a 401, not a 403.
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.SessionAuthentication",
         "rest_framework.authentication.TokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
     "PAGE_SIZE": 50,
+    "EXCEPTION_HANDLER": "billing_console.api_common.api_exception_handler",
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Billing console API",
@@ -240,14 +265,29 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    "ENUM_NAME_OVERRIDES": {
+        "AccountStatusEnum": "accounts.models.Account.Status",
+        "PaymentMethodKindEnum": "payments.models.PaymentMethod.Kind",
+        "PaymentMethodStatusEnum": "payments.models.PaymentMethod.Status",
+        "InvoiceStatusEnum": "invoices.models.Invoice.Status",
+        "AttemptStatusEnum": "invoices.models.PaymentAttempt.Status",
+        "CardKindEnum": ["card"],
+        "SepaDebitKindEnum": ["sepa_debit"],
+        "AchDebitKindEnum": ["ach_debit"],
+    },
 }
 
+LOG_LEVEL = env.str("LOG_LEVEL", default="INFO").strip().upper()
+if LOG_LEVEL not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
+    raise ImproperlyConfigured(
+        f"LOG_LEVEL must be DEBUG, INFO, WARNING, ERROR or CRITICAL, not {LOG_LEVEL!r}."
+    )
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
-    "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
+    "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {"django.db.backends": {"level": "WARNING"}},
 }
 
@@ -257,6 +297,8 @@ if PAYMENT_GATEWAY not in {"sandbox"}:
     raise ImproperlyConfigured(f"PAYMENT_GATEWAY must be one of: sandbox; not {PAYMENT_GATEWAY!r}.")
 GATEWAY_TIMEOUT_SECONDS = _int("GATEWAY_TIMEOUT_SECONDS", 30, minimum=1)
 SANDBOX_LATENCY_MS = _int("SANDBOX_LATENCY_MS", 0)
+SANDBOX_CLEARING_SECONDS = _int("SANDBOX_CLEARING_SECONDS", 0)
+SANDBOX_SLOW_REPLY_SECONDS = _int("SANDBOX_SLOW_REPLY_SECONDS", 2)
 BILLING_MAX_BACKUPS = _int("BILLING_MAX_BACKUPS", 3)
 BILLING_REATTEMPT_CAP = _int("BILLING_REATTEMPT_CAP", 15, minimum=1)
 BILLING_REATTEMPT_WINDOW_DAYS = _int("BILLING_REATTEMPT_WINDOW_DAYS", 30, minimum=1)

@@ -75,7 +75,7 @@ def _outside_transactions() -> bool:
 
 def _later_than_run(ctx: Context, when: datetime.datetime) -> datetime.datetime:
     """A reschedule is always after this run's as-of, so one run never picks an invoice twice."""
-    return max(when, ctx.as_of + datetime.timedelta(seconds=1))
+    return max(when, ctx.as_of + datetime.timedelta(microseconds=1))
 
 
 def _fence(ctx: Context) -> Invoice:

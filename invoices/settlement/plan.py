@@ -31,7 +31,7 @@ class PlanStep:
 
     @property
     def skip_reason_label(self) -> str:
-        return SkipReason(self.skip_reason).label if self.skip_reason else ""
+        return str(SkipReason(self.skip_reason).label) if self.skip_reason else ""
 
 
 def position_label(position: int | None) -> str:

@@ -1,0 +1,373 @@
+"""The cascade: primary first, then backups in the customer's order, in one run."""
+
+import datetime
+import io
+import json
+
+import pytest
+import time_machine
+from django.core import mail
+from django.core.management import call_command
+from django.utils import timezone
+
+from accounts.models import Account
+from invoices.models import Invoice, PaymentAttempt
+from invoices.settlement import settlement_run
+from notifications.models import SentEmail
+from payments.models import PaymentMethod
+from payments.services import charge_order_set, payment_method_remove, payment_method_update_expiry
+from tests import utils
+from tests.factories import AccountFactory, InvoiceFactory, MembershipFactory
+
+pytestmark = pytest.mark.django_db(transaction=True)
+Status = PaymentAttempt.Status
+
+
+@pytest.fixture
+def account():
+    account = AccountFactory(currency="USD")
+    MembershipFactory(account=account)
+    return account
+
+
+def settle(**kwargs):
+    return settlement_run(**kwargs)
+
+
+def attempts_of(invoice):
+    return list(
+        invoice.attempts.order_by("sequence").values_list("position", "status", "decline_code", "skip_reason")
+    )
+
+
+def test_primary_pays(account):
+    primary = utils.add_card(account, utils.SUCCEEDS)
+    utils.add_card(account, utils.SUCCEEDS)
+    invoice = InvoiceFactory(account=account)
+
+    summary = settle()
+
+    invoice.refresh_from_db()
+    assert invoice.status == Invoice.Status.PAID
+    assert invoice.paid_by_method == primary and not invoice.paid_by_backup
+    assert attempts_of(invoice) == [(1, Status.SUCCEEDED, "", "")]
+    assert utils.successful_charges(token=primary.token).count() == 1
+    assert summary.counts["paid_by_primary"] == 1
+
+
+def test_primary_soft_declined_backup_one_pays(account, mailoutbox):
+    primary = utils.add_card(account, utils.GENERIC_DECLINE)
+    backup = utils.add_card(account, utils.SUCCEEDS)
+    invoice = InvoiceFactory(account=account)
+    mail.outbox.clear()
+
+    summary = settle()
+
+    invoice.refresh_from_db()
+    assert invoice.status == Invoice.Status.PAID
+    assert invoice.paid_by_method == backup and invoice.paid_by_backup
+    assert attempts_of(invoice) == [(1, Status.FAILED, "generic_decline", ""), (2, Status.SUCCEEDED, "", "")]
+    assert invoice.attempts.get(position=1).decline_class == "soft"
+    primary.refresh_from_db()
+    assert primary.blocked_at is None
+    assert summary.counts["paid_by_backup"] == 1
+    [email] = [m for m in mailoutbox if "backup" in m.subject]
+    assert primary.label in email.body and backup.label in email.body
+
+
+def test_primary_and_backup_one_declined_backup_two_pays(account):
+    utils.add_card(account, utils.GENERIC_DECLINE)
+    utils.add_card(account, utils.INSUFFICIENT_FUNDS)
+    third = utils.add_card(account, utils.SUCCEEDS)
+    invoice = InvoiceFactory(account=account)
+
+    settle()
+
+    invoice.refresh_from_db()
+    assert invoice.paid_by_method == third
+    assert attempts_of(invoice) == [
+        (1, Status.FAILED, "generic_decline", ""),
+        (2, Status.FAILED, "insufficient_funds", ""),
+        (3, Status.SUCCEEDED, "", ""),
+    ]
+
+
+def test_all_declined_is_past_due_with_next_attempt_from_schedule(account, mailoutbox):
+    utils.add_card(account, utils.GENERIC_DECLINE)
+    utils.add_card(account, utils.INSUFFICIENT_FUNDS)
+    invoice = InvoiceFactory(account=account)
+    as_of = timezone.now()
+
+    summary = settle(as_of=as_of)
+
+    invoice.refresh_from_db()
+    account.refresh_from_db()
+    assert invoice.status == Invoice.Status.PAST_DUE
+    assert invoice.next_attempt_at == as_of + datetime.timedelta(days=1)
+    assert account.status == Account.Status.PAST_DUE
+    assert summary.counts["past_due"] == 1
+    assert SentEmail.objects.filter(kind=SentEmail.Kind.ALL_FAILED, account=account).count() == 1
+    assert utils.successful_charges().count() == 0
+
+
+def test_hard_decline_blocks_method_until_updated_soft_does_not(account):
+    hard = utils.add_card(account, utils.LOST_CARD)
+    soft = utils.add_card(account, utils.GENERIC_DECLINE)
+    invoice = InvoiceFactory(account=account)
+    start = timezone.now()
+
+    settle(as_of=start)
+    invoice.refresh_from_db()
+    hard.refresh_from_db()
+    assert invoice.attempts.get(method=hard).decline_class == "hard"
+    assert hard.blocked_reason == "lost_card"
+
+    settle(as_of=start + datetime.timedelta(days=1, minutes=1))
+    second_round = list(invoice.attempts.filter(retry_round=1).order_by("sequence"))
+    assert [(a.method_id, a.status, a.skip_reason) for a in second_round] == [
+        (hard.pk, Status.SKIPPED, PaymentAttempt.SkipReason.BLOCKED),
+        (soft.pk, Status.FAILED, ""),
+    ]
+
+    payment_method_update_expiry(method=hard, actor=None, exp_month=11, exp_year=2041)
+    settle(as_of=start + datetime.timedelta(days=3, minutes=1))
+    assert invoice.attempts.filter(method=hard, status=Status.FAILED).count() == 2
+
+
+def test_removed_expired_currency_and_capped_methods_are_skipped_with_reasons(account, settings):
+    settings.BILLING_MAX_BACKUPS = 5
+    usd_bank = utils.add_ach(account)
+    expired = utils.add_card(account, utils.SUCCEEDS)
+    PaymentMethod.objects.filter(pk=expired.pk).update(exp_month=1, exp_year=2020)
+    capped = utils.add_card(account, utils.SUCCEEDS)
+    removed_later = utils.add_card(account, utils.SUCCEEDS)
+    payer = utils.add_card(account, utils.SUCCEEDS)
+    invoice = InvoiceFactory(account=account, currency="EUR")
+    settings.BILLING_REATTEMPT_CAP = 2
+    for n in range(2):
+        PaymentAttempt.objects.create(
+            invoice=InvoiceFactory(account=account),
+            sequence=1,
+            method=capped,
+            position=3,
+            amount_minor=100,
+            currency="USD",
+            status=Status.FAILED,
+            idempotency_key=f"cap-{n}",
+            decline_code="generic_decline",
+            decline_class="soft",
+        )
+    payment_method_remove(method=removed_later, actor=None)
+    Invoice.objects.exclude(pk=invoice.pk).update(status=Invoice.Status.VOID)
+
+    settle()
+
+    invoice.refresh_from_db()
+    assert invoice.paid_by_method == payer
+    skipped = dict(invoice.attempts.filter(status=Status.SKIPPED).values_list("method_id", "skip_reason"))
+    assert skipped == {
+        usd_bank.pk: PaymentAttempt.SkipReason.CURRENCY,
+        expired.pk: PaymentAttempt.SkipReason.EXPIRED,
+        capped.pk: PaymentAttempt.SkipReason.REATTEMPT_CAP,
+    }
+    assert not invoice.attempts.filter(method=removed_later).exists()
+
+
+def test_method_removed_after_the_claim_is_skipped_not_charged(account, monkeypatch):
+    first = utils.add_card(account, utils.GENERIC_DECLINE)
+    second = utils.add_card(account, utils.SUCCEEDS)
+    third = utils.add_card(account, utils.SUCCEEDS)
+    invoice = InvoiceFactory(account=account)
+    from invoices.settlement import cascade
+
+    real_record = cascade._record
+
+    def record_then_customer_removes_backup(ctx, attempt, result):
+        status = real_record(ctx, attempt, result)
+        if attempt.method_id == first.pk:
+            PaymentMethod.objects.filter(pk=second.pk).update(status="removed", removed_at=timezone.now())
+        return status
+
+    monkeypatch.setattr(cascade, "_record", record_then_customer_removes_backup)
+    settle()
+
+    invoice.refresh_from_db()
+    assert invoice.paid_by_method == third
+    assert invoice.attempts.get(method=second).skip_reason == PaymentAttempt.SkipReason.REMOVED
+    assert not utils.successful_charges(token=second.token).exists()
+
+
+def test_no_method_at_all_is_past_due_with_reason(account):
+    invoice = InvoiceFactory(account=account)
+    settle()
+    invoice.refresh_from_db()
+    assert invoice.status == Invoice.Status.PAST_DUE
+    assert attempts_of(invoice) == [(None, Status.SKIPPED, "", PaymentAttempt.SkipReason.NO_METHODS)]
+
+
+def test_lost_reply_is_unknown_charges_no_backup_and_is_reconciled_next_run(account):
+    flaky = utils.add_card(account, utils.REPLY_LOST)
+    backup = utils.add_card(account, utils.SUCCEEDS)
+    invoice = InvoiceFactory(account=account)
+
+    first = settle()
+    invoice.refresh_from_db()
+    assert first.counts["unknown"] == 1
+    assert attempts_of(invoice) == [(1, Status.UNKNOWN, "", "")]
+    assert invoice.status == Invoice.Status.OPEN
+    assert not utils.successful_charges(token=backup.token).exists()
+
+    settle()
+    invoice.refresh_from_db()
+    assert invoice.status == Invoice.Status.PAID and invoice.paid_by_method == flaky
+    assert attempts_of(invoice) == [(1, Status.SUCCEEDED, "", "")]
+    assert utils.successful_charges().count() == 1
+
+
+def test_timeout_before_charge_is_resolved_with_the_same_key(account):
+    utils.add_card(account, utils.TIMEOUT_BEFORE_CHARGE)
+    invoice = InvoiceFactory(account=account)
+    settle()
+    key = invoice.attempts.get().idempotency_key
+    settle()
+    invoice.refresh_from_db()
+    assert invoice.status == Invoice.Status.PAID
+    assert list(utils.successful_charges().values_list("idempotency_key", flat=True)) == [key]
+
+
+def test_pending_bank_debit_blocks_fallback_until_it_fails_then_next_method(account, settings):
+    settings.SANDBOX_CLEARING_SECONDS = 3600
+    bank = utils.add_ach(account, "000111111116")  # clears as insufficient_funds
+    backup = utils.add_card(account, utils.SUCCEEDS)
+    invoice = InvoiceFactory(account=account)
+
+    assert settle().counts["pending"] == 1
+    assert settle().counts["pending"] == 1, "still clearing: nothing else may be charged"
+    assert not utils.successful_charges(token=backup.token).exists()
+    assert attempts_of(invoice) == [(1, Status.PENDING, "", "")]
+
+    with time_machine.travel(timezone.now() + datetime.timedelta(hours=2)):
+        settle()
+    invoice.refresh_from_db()
+    assert invoice.status == Invoice.Status.PAID and invoice.paid_by_method == backup
+    assert attempts_of(invoice) == [
+        (1, Status.FAILED, "insufficient_funds", ""),
+        (2, Status.SUCCEEDED, "", ""),
+    ]
+    assert bank.pk == invoice.attempts.first().method_id
+
+
+def test_retry_schedule_then_uncollectible_and_suspension_then_restored_by_payment(account, mailoutbox):
+    card = utils.add_card(account, utils.GENERIC_DECLINE)
+    invoice = InvoiceFactory(account=account)
+    start = (timezone.now() + datetime.timedelta(seconds=1)).replace(microsecond=0)
+
+    with time_machine.travel(start, tick=False):
+        settle()
+    invoice.refresh_from_db()
+    expected = [start + datetime.timedelta(days=d) for d in (1, 3, 5, 7)]
+    assert invoice.next_attempt_at == expected[0]
+
+    for round_, when in enumerate(expected, start=1):
+        with time_machine.travel(when - datetime.timedelta(minutes=1), tick=False):
+            assert settle().counts["considered"] == 0, "not due before its time"
+        with time_machine.travel(when, tick=False):
+            settle()
+        invoice.refresh_from_db()
+        if round_ < 4:
+            assert invoice.status == Invoice.Status.PAST_DUE
+            assert invoice.next_attempt_at == expected[round_]
+    account.refresh_from_db()
+    assert invoice.status == Invoice.Status.UNCOLLECTIBLE
+    assert account.status == Account.Status.SUSPENDED
+    assert SentEmail.objects.filter(kind=SentEmail.Kind.ACCOUNT_SUSPENDED).count() == 1
+    assert invoice.attempts.exclude(status=Status.SKIPPED).count() == 5
+
+    # A later payment restores the account.
+    payment_method_remove(method=card, actor=None)
+    utils.add_card(account, utils.SUCCEEDS)
+    later = InvoiceFactory(account=account)
+    settle()
+    later.refresh_from_db()
+    account.refresh_from_db()
+    assert later.status == Invoice.Status.PAID
+    assert account.status == Account.Status.ACTIVE
+
+
+def test_changing_methods_makes_a_past_due_invoice_eligible_now(account):
+    declined = utils.add_card(account, utils.GENERIC_DECLINE)
+    invoice = InvoiceFactory(account=account)
+    start = timezone.now()
+    settle(as_of=start)
+    invoice.refresh_from_db()
+    assert invoice.next_attempt_at > start + datetime.timedelta(hours=23)
+
+    good = utils.add_card(account, utils.SUCCEEDS, in_order=False)
+    invoice.refresh_from_db()
+    assert invoice.next_attempt_at <= timezone.now()
+    charge_order_set(account=account, actor=None, method_ids=[good.pk, declined.pk])
+    settle()
+    invoice.refresh_from_db()
+    assert invoice.status == Invoice.Status.PAID and invoice.paid_by_method == good
+
+
+def test_emails_are_sent_once_and_a_rerun_sends_nothing(account, mailoutbox):
+    utils.add_card(account, utils.GENERIC_DECLINE)
+    utils.add_card(account, utils.SUCCEEDS)
+    InvoiceFactory(account=account)
+    mail.outbox.clear()
+    settle()
+    sent = len(mailoutbox)
+    assert sent == 1
+    settle()
+    assert len(mailoutbox) == sent
+
+
+def test_emails_with_the_file_backend(account, settings, tmp_path):
+    settings.MAILERS = {
+        "default": {
+            "BACKEND": "django.core.mail.backends.filebased.EmailBackend",
+            "OPTIONS": {"file_path": str(tmp_path)},
+        }
+    }
+    utils.add_card(account, utils.GENERIC_DECLINE, in_order=True)
+    InvoiceFactory(account=account)
+    before = set(tmp_path.iterdir())
+    settle()
+    settle()
+    written = [p for p in tmp_path.iterdir() if p not in before]
+    contents = "".join(p.read_text() for p in written)
+    assert contents.count("Subject: Action needed") == 1
+
+
+def test_json_output_has_the_spec_keys_and_matches_the_database(account):
+    utils.add_card(account, utils.GENERIC_DECLINE)
+    utils.add_card(account, utils.SUCCEEDS)
+    other = AccountFactory()
+    utils.add_card(other, utils.SUCCEEDS)
+    InvoiceFactory(account=account)
+    InvoiceFactory(account=other)
+    InvoiceFactory(account=AccountFactory())  # no methods at all
+    out = io.StringIO()
+
+    call_command("settle_invoices", "--json", stdout=out)
+
+    data = json.loads(out.getvalue())
+    assert set(data) == {
+        "considered",
+        "paid",
+        "paid_by_primary",
+        "paid_by_backup",
+        "past_due",
+        "uncollectible",
+        "pending",
+        "unknown",
+        "skipped",
+        "errors",
+        "duration_s",
+    }
+    assert data["considered"] == 3
+    assert data["paid"] == Invoice.objects.filter(status="paid").count() == 2
+    assert data["paid_by_backup"] == Invoice.objects.filter(paid_by_backup=True).count() == 1
+    assert data["past_due"] == Invoice.objects.filter(status="past_due").count() == 1
+    assert data["errors"] == 0
