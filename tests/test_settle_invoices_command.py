@@ -250,11 +250,12 @@ def test_progress_bar_on_a_terminal():
     account = AccountFactory()
     utils.add_card(account, utils.SUCCEEDS)
     InvoiceFactory(account=account)
+    manage_py = str(utils.ROOT / "manage.py")
     script = (
         "import os, pty, sys\n"
         "pid, fd = pty.fork()\n"
         "if pid == 0:\n"
-        f"    os.execv(sys.executable, [sys.executable, {str(utils.ROOT / 'manage.py')!r}, 'settle_invoices'])\n"
+        f"    os.execv(sys.executable, [sys.executable, {manage_py!r}, 'settle_invoices'])\n"
         "out = b''\n"
         "while True:\n"
         "    try:\n"

@@ -371,3 +371,32 @@ def test_json_output_has_the_spec_keys_and_matches_the_database(account):
     assert data["paid_by_backup"] == Invoice.objects.filter(paid_by_backup=True).count() == 1
     assert data["past_due"] == Invoice.objects.filter(status="past_due").count() == 1
     assert data["errors"] == 0
+
+
+def test_a_worker_that_outlived_its_lease_changes_nothing(account, monkeypatch):
+    card = utils.add_card(account, utils.SUCCEEDS)
+    invoice = InvoiceFactory(account=account)
+    from invoices.settlement import cascade
+
+    real_call = cascade._call_gateway
+    takeover = {}
+
+    def stall_past_the_lease(attempt, replay=False):
+        if not takeover:
+            takeover["started"] = True
+            # While this worker waits on the gateway, its lease runs out and another run takes over.
+            Invoice.objects.filter(pk=invoice.pk).update(
+                lease_expires_at=timezone.now() - datetime.timedelta(seconds=1)
+            )
+            takeover["summary"] = settle()
+        return real_call(attempt, replay=replay)
+
+    monkeypatch.setattr(cascade, "_call_gateway", stall_past_the_lease)
+    stalled = settle()
+
+    invoice.refresh_from_db()
+    assert takeover["summary"].counts["paid"] == 1
+    assert stalled.counts["paid"] == 0
+    assert invoice.status == Invoice.Status.PAID
+    assert attempts_of(invoice) == [(1, Status.SUCCEEDED, "", "")]
+    assert utils.successful_charges(token=card.token).count() == 1

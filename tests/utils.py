@@ -81,3 +81,76 @@ def manage(*args, env=None, **popen) -> subprocess.Popen:
         text=True,
         **popen,
     )
+
+
+# Outcome mix used by the concurrency tests: (primary card, backup card, invoice paid?).
+MIX = [
+    *[(SUCCEEDS, SUCCEEDS, True)] * 7,
+    *[(GENERIC_DECLINE, SUCCEEDS, True)] * 2,
+    (GENERIC_DECLINE, INSUFFICIENT_FUNDS, False),
+]
+
+
+def seed_invoices(*, accounts: int, invoices_per_account: int) -> dict[int, bool]:
+    """Accounts with a primary and a backup, and due invoices; returns {invoice id: should be paid}."""
+    import datetime
+
+    from django.utils import timezone
+
+    from invoices.models import Invoice
+    from tests.factories import AccountFactory
+
+    expected = {}
+    now = timezone.now()
+    today = timezone.localdate()
+    invoices = []
+    for n in range(accounts):
+        primary, backup, _ = MIX[n % len(MIX)]
+        account = AccountFactory()
+        add_card(account, primary)
+        add_card(account, backup)
+        for i in range(invoices_per_account):
+            invoices.append(
+                Invoice(
+                    account=account,
+                    number=f"C-{n:05d}-{i:03d}",
+                    currency="USD",
+                    amount_minor=1000 + i,
+                    issued_on=today - datetime.timedelta(days=10),
+                    due_on=today,
+                    next_attempt_at=now,
+                )
+            )
+    for invoice in Invoice.objects.bulk_create(invoices, batch_size=1000):
+        expected[invoice.pk] = MIX[int(invoice.number[2:7]) % len(MIX)][2]
+    return expected
+
+
+def assert_settled_exactly_once(expected: dict[int, bool]) -> None:
+    """The sandbox ledger holds exactly one successful charge per paid invoice, none for the rest,
+    and every invoice ended where its methods say it should."""
+    from collections import Counter
+
+    from invoices.models import Invoice, PaymentAttempt
+
+    key_to_invoice = dict(
+        PaymentAttempt.objects.exclude(idempotency_key=None).values_list("idempotency_key", "invoice_id")
+    )
+    charged = Counter()
+    for key in successful_charges().values_list("idempotency_key", flat=True):
+        assert key in key_to_invoice, f"the gateway charged {key}, which no attempt of ours names"
+        charged[key_to_invoice[key]] += 1
+    assert max(charged.values(), default=0) <= 1, "an invoice was charged twice"
+    statuses = dict(Invoice.objects.values_list("pk", "status"))
+    paid_keys = dict(
+        Invoice.objects.filter(status="paid").values_list("pk", "paid_by_attempt__idempotency_key")
+    )
+    for invoice_id, should_pay in expected.items():
+        if should_pay:
+            assert statuses[invoice_id] == "paid", f"invoice {invoice_id} is {statuses[invoice_id]}"
+            assert charged[invoice_id] == 1
+            assert key_to_invoice[paid_keys[invoice_id]] == invoice_id
+        else:
+            assert statuses[invoice_id] == "past_due", f"invoice {invoice_id} is {statuses[invoice_id]}"
+            assert charged[invoice_id] == 0
+    assert not PaymentAttempt.objects.filter(status__in=PaymentAttempt.UNRESOLVED).exists()

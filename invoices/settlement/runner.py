@@ -55,8 +55,8 @@ def _tally(counts: Counter, result: InvoiceResult) -> None:
 class _Worker:
     """Claims a batch, settles it invoice by invoice, repeats. One per thread (and DB connection)."""
 
-    def __init__(self, *, run, lease, as_of, account_id, budget, stop, on_result):
-        self.run, self.lease, self.as_of, self.account_id = run, lease, as_of, account_id
+    def __init__(self, *, run, owner, as_of, account_id, budget, stop, on_result):
+        self.run, self.owner, self.as_of, self.account_id = run, owner, as_of, account_id
         self.budget, self.stop, self.on_result = budget, stop, on_result
         self.counts = Counter()
 
@@ -66,18 +66,19 @@ class _Worker:
                 size = self.budget.take(BATCH_SIZE)
                 if not size:
                     return
-                invoices = claim_due(
-                    lease=self.lease, as_of=self.as_of, limit=size, account_id=self.account_id
-                )
+                # A fresh lease token per batch: fencing tells every claim apart, even two claims
+                # of one invoice by this same run after a lease ran out.
+                lease = new_lease(owner=self.owner)
+                invoices = claim_due(lease=lease, as_of=self.as_of, limit=size, account_id=self.account_id)
                 self.budget.give_back(size - len(invoices))
                 if not invoices:
                     return
-                self._settle_batch(invoices)
+                self._settle_batch(invoices, lease)
         finally:
             if own_thread:
                 connections.close_all()
 
-    def _settle_batch(self, invoices: list[Invoice]) -> None:
+    def _settle_batch(self, invoices: list[Invoice], lease) -> None:
         # What every invoice in the batch needs is read once for the batch.
         orders = charge_orders(account_ids=[i.account_id for i in invoices])
         counts = recent_attempt_counts(
@@ -85,10 +86,10 @@ class _Worker:
         )
         for index, invoice in enumerate(invoices):
             if self.stop.is_set():
-                release(invoice_ids=[i.pk for i in invoices[index:]], lease=self.lease)
+                release(invoice_ids=[i.pk for i in invoices[index:]], lease=lease)
                 self.budget.give_back(len(invoices) - index)
                 return
-            ctx = Context(invoice=invoice, lease=self.lease, as_of=self.as_of, run=self.run)
+            ctx = Context(invoice=invoice, lease=lease, as_of=self.as_of, run=self.run)
             try:
                 result = cascade_claimed(ctx, order=orders.get(invoice.account_id, []), recent_counts=counts)
             except Exception as exc:
@@ -137,12 +138,12 @@ def settlement_run(
     run = SettlementRun.objects.create(
         host=socket.gethostname(), pid=os.getpid(), as_of=as_of, options=options or {}
     )
-    lease = new_lease(owner=f"{run.host}:{run.pid}:run-{run.pk}")
+    owner = f"{run.host}:{run.pid}:run-{run.pk}"
     budget = _Budget(limit)
     workers = [
         _Worker(
             run=run,
-            lease=lease,
+            owner=owner,
             as_of=as_of,
             account_id=account_id,
             budget=budget,
