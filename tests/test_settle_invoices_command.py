@@ -1,8 +1,11 @@
 """settle_invoices as operators run it: dry run, exit codes, output, queries per invoice."""
 
 import io
+import json
+import signal
 import subprocess
 import sys
+import time
 
 import pytest
 from django.core.management import CommandError, call_command
@@ -274,3 +277,34 @@ def test_progress_bar_on_a_terminal():
     assert "Settling" in result.stdout and "1/1" in result.stdout
     assert "paid by primary" in result.stdout
     connections.close_all()
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_sigterm_finishes_invoices_in_flight_records_them_and_exits(signum):
+    accounts = [AccountFactory() for _ in range(4)]
+    for account in accounts:
+        utils.add_card(account, utils.SUCCEEDS)
+        for _ in range(10):
+            InvoiceFactory(account=account)
+    connections.close_all()
+    proc = utils.manage(
+        "settle_invoices", "--json", "--concurrency", "2", env=utils.command_env(SANDBOX_LATENCY_MS=150)
+    )
+    deadline = time.monotonic() + 60
+    while not PaymentAttempt.objects.exists():
+        assert time.monotonic() < deadline and proc.poll() is None
+        time.sleep(0.02)
+    proc.send_signal(signum)
+    out, err = proc.communicate(timeout=60)
+
+    assert proc.returncode == 0, err
+    counts = json.loads(out)
+    run = SettlementRun.objects.get()
+    assert run.status == SettlementRun.Status.INTERRUPTED and run.finished_at
+    assert 0 < counts["paid"] < 40, "stopped early, after finishing what was in flight"
+    assert counts["paid"] == Invoice.objects.filter(status="paid").count()
+    assert not PaymentAttempt.objects.filter(status__in=PaymentAttempt.UNRESOLVED).exists()
+    # What it had claimed but not started is given back at once, not held until the lease expires.
+    assert not Invoice.objects.filter(status="open").exclude(lease_token="").exists()
+    call_command("settle_invoices", stdout=io.StringIO())
+    assert Invoice.objects.filter(status="paid").count() == 40
