@@ -1,1 +1,53 @@
-urlpatterns = []
+"""The customer console: every page a member of an account sees in the browser."""
+
+from django.urls import path
+
+from accounts import views as accounts
+from billing_console.views import DashboardView
+from invoices import views as invoices
+from payments import views as payments
+
+urlpatterns = [
+    path("", DashboardView.as_view(), name="dashboard"),
+    # Signing in and out, and resetting a forgotten password.
+    path("sign-in/", accounts.SignInView.as_view(), name="login"),
+    path("sign-out/", accounts.SignOutView.as_view(), name="logout"),
+    path("password-reset/", accounts.PasswordResetView.as_view(), name="password_reset"),
+    path("password-reset/sent/", accounts.PasswordResetDoneView.as_view(), name="password_reset_done"),
+    path(
+        "password-reset/<uidb64>/<token>/",
+        accounts.PasswordResetConfirmView.as_view(),
+        name="password_reset_confirm",
+    ),
+    path(
+        "password-reset/done/", accounts.PasswordResetCompleteView.as_view(), name="password_reset_complete"
+    ),
+    path("switch-account/", accounts.SwitchAccountView.as_view(), name="switch_account"),
+    path("settings/", accounts.SettingsView.as_view(), name="settings"),
+    path("activity/", accounts.ActivityView.as_view(), name="activity"),
+    # Payment methods and the charge order.
+    path("payment-methods/", payments.PaymentMethodListView.as_view(), name="payment_methods"),
+    path("payment-methods/order/", payments.ChargeOrderSetView.as_view(), name="charge_order_set"),
+    path(
+        "payment-methods/add/<slug:kind>/", payments.AddPaymentMethodView.as_view(), name="payment_method_add"
+    ),
+    path(
+        "payment-methods/<int:pk>/order/",
+        payments.ChargeOrderActionView.as_view(),
+        name="charge_order_action",
+    ),
+    path(
+        "payment-methods/<int:pk>/remove/",
+        payments.RemovePaymentMethodView.as_view(),
+        name="payment_method_remove",
+    ),
+    path(
+        "payment-methods/<int:pk>/expiry/",
+        payments.UpdateExpiryView.as_view(),
+        name="payment_method_expiry",
+    ),
+    # Invoices.
+    path("invoices/", invoices.InvoiceListView.as_view(), name="invoices"),
+    path("invoices/<int:pk>/", invoices.InvoiceDetailView.as_view(), name="invoice_detail"),
+    path("invoices/<int:pk>/pay/", invoices.InvoicePayNowView.as_view(), name="invoice_pay_now"),
+]

@@ -3,6 +3,7 @@
 Every value is typed and fails loudly: a bad value stops start-up with a message naming the setting.
 """
 
+import os
 import zoneinfo
 from pathlib import Path
 
@@ -54,7 +55,8 @@ def _db(name: str, default: str) -> dict:
         # instead of failing, and take the write lock up front so two writers never deadlock.
         config.setdefault("OPTIONS", {}).update({"timeout": 30, "transaction_mode": "IMMEDIATE"})
         # Tests use a file, not shared-cache memory: settlement threads and subprocesses must see it.
-        config["TEST"] = {"NAME": str(Path(config["NAME"]).with_suffix(".test.sqlite3"))}
+        # One file per test process, so two test sessions never share one.
+        config["TEST"] = {"NAME": str(Path(config["NAME"]).with_suffix(f".test-{os.getpid()}.sqlite3"))}
     elif not config.get("NAME"):
         raise ImproperlyConfigured(f"{name} must name a database.")
     return config

@@ -1,0 +1,171 @@
+"""Presentation helpers for the console: money, status badges and method health."""
+
+import datetime
+from decimal import Decimal
+
+from babel.numbers import format_currency, get_currency_precision
+from django import template
+from django.utils import timezone, translation
+from django.utils.translation import gettext as _
+from django.utils.translation import pgettext
+
+register = template.Library()
+
+EXPIRY_WARNING_DAYS = 30
+
+
+def _babel_locale() -> str:
+    return translation.to_locale(translation.get_language() or "en")
+
+
+def format_money(amount_minor: int, currency: str) -> str:
+    """Integer minor units shown with the currency's own rules (JPY has no decimals, KWD three)."""
+    precision = get_currency_precision(currency)
+    amount = Decimal(int(amount_minor)).scaleb(-precision)
+    try:
+        return format_currency(amount, currency, locale=_babel_locale())
+    except (ValueError, LookupError):
+        return format_currency(amount, currency, locale="en")
+
+
+@register.filter
+def money(amount_minor, currency):
+    if amount_minor is None or not currency:
+        return ""
+    return format_money(amount_minor, currency)
+
+
+def position_label(position) -> str:
+    if not position:
+        return _("Chosen method")
+    return _("Primary") if position == 1 else _("Backup %(n)s") % {"n": position - 1}
+
+
+register.filter("position_label", position_label)
+
+
+# Every badge carries its words and a shape, never colour alone.
+INVOICE_BADGES = {
+    "paid": ("success", "✓"),
+    "open": ("info", "○"),
+    "pending": ("info", "◔"),
+    "past_due": ("danger", "!"),
+    "uncollectible": ("muted", "✕"),
+    "void": ("muted", "–"),
+}
+ATTEMPT_BADGES = {
+    "succeeded": ("success", "✓"),
+    "failed": ("danger", "✕"),
+    "pending": ("info", "◔"),
+    "started": ("info", "◔"),
+    "unknown": ("warning", "?"),
+    "skipped": ("muted", "↷"),
+}
+
+
+@register.inclusion_tag("console/_badge.html")
+def invoice_badge(invoice, in_flight=None):
+    status = invoice.status
+    label = invoice.get_status_display()
+    if in_flight is None:
+        in_flight = getattr(invoice, "in_flight", False)
+    if in_flight and invoice.is_collectable:
+        status, label = "pending", pgettext("invoice status", "Pending")
+    tone, icon = INVOICE_BADGES.get(status, ("muted", "•"))
+    return {"tone": tone, "icon": icon, "label": label}
+
+
+@register.inclusion_tag("console/_badge.html")
+def attempt_badge(attempt):
+    tone, icon = ATTEMPT_BADGES.get(attempt.status, ("muted", "•"))
+    return {"tone": tone, "icon": icon, "label": attempt.get_status_display()}
+
+
+@register.inclusion_tag("console/_badge.html")
+def badge(label, tone="muted", icon="•"):
+    return {"tone": tone, "icon": icon, "label": label}
+
+
+def method_problems(method, *, currency: str, today: datetime.date | None = None) -> list[dict]:
+    """Why a method cannot pay (level "danger") or soon may not (level "warning")."""
+    today = today or timezone.localdate()
+    problems = []
+    if not method.is_active:
+        problems.append({"level": "danger", "text": _("Removed: it will not be charged.")})
+        return problems
+    if method.blocked_at:
+        problems.append(
+            {
+                "level": "danger",
+                "text": _("Declined (%(reason)s): it will not be tried again until you update it.")
+                % {"reason": (method.blocked_reason or "hard decline").replace("_", " ")},
+            }
+        )
+    expires = method.expires_on()
+    if expires is not None:
+        if expires < today:
+            problems.append({"level": "danger", "text": _("Expired: it cannot pay until it is updated.")})
+        elif expires <= today + datetime.timedelta(days=EXPIRY_WARNING_DAYS):
+            problems.append(
+                {
+                    "level": "warning",
+                    "text": _("Expires at the end of %(date)s.") % {"date": f"{expires:%m/%Y}"},
+                }
+            )
+    if not method.can_pay_currency(currency):
+        problems.append(
+            {
+                "level": "danger",
+                "text": _("Cannot pay invoices in %(currency)s.") % {"currency": currency},
+            }
+        )
+    return problems
+
+
+@register.simple_tag
+def method_health(method, currency, today=None):
+    return method_problems(method, currency=currency, today=today)
+
+
+@register.filter
+def expiry(method):
+    if method.exp_month and method.exp_year:
+        return f"{method.exp_month:02d}/{method.exp_year % 100:02d}"
+    return ""
+
+
+@register.filter
+def brand_class(method) -> str:
+    if method.kind != "card":
+        return "bank"
+    return (method.brand or "card").lower().replace(" ", "-")
+
+
+BRAND_MARKS = {"visa": "VISA", "mastercard": "", "american express": "AMEX", "discover": "DISC", "jcb": "JCB"}
+
+
+@register.filter
+def brand_mark(method) -> str:
+    """The short text on the little card picture (Mastercard's is drawn by the stylesheet)."""
+    brand = (method.brand or "").lower()
+    return BRAND_MARKS.get(brand, brand[:4].upper() or "CARD")
+
+
+@register.filter
+def method_title(method) -> str:
+    if method.kind == "card":
+        return method.brand or _("Card")
+    return method.bank_name or method.get_kind_display()
+
+
+@register.simple_tag(takes_context=True)
+def query_with(context, **changes):
+    """The current query string with some parameters replaced (for pagination links)."""
+    query = context["request"].GET.copy()
+    for key, value in changes.items():
+        if value in (None, ""):
+            query.pop(key, None)
+        else:
+            query[key] = value
+    encoded = query.urlencode()
+    return f"?{encoded}" if encoded else "?"

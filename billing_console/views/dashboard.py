@@ -1,0 +1,176 @@
+import dataclasses
+import datetime
+
+from django.db.models import Count, Sum
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.formats import date_format
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
+
+from accounts.models import AuditEvent
+from accounts.selectors import scoped
+from billing_console.templatetags.console import format_money
+from invoices.models import Invoice
+from payments.models import ChargeOrderEntry, PaymentMethod
+
+from .base import ConsolePage
+
+EXPIRY_WARNING_DAYS = 30
+
+
+@dataclasses.dataclass(frozen=True)
+class Alert:
+    """Something that needs the member's attention, with the one action that fixes it."""
+
+    level: str  # "warning" or "danger"
+    text: str
+    action_label: str = ""
+    action_url: str = ""
+    action_post: bool = False  # a button that POSTs (with its hidden fields) rather than a link
+    action_fields: tuple = ()
+
+
+def charge_order_entries(*, account):
+    return list(
+        scoped(ChargeOrderEntry.objects.select_related("method"), account=account).order_by("position")
+    )
+
+
+def dashboard_warnings(*, account, can_manage: bool, order, today: datetime.date) -> list[Alert]:
+    warnings = []
+    methods_url = reverse("payment_methods")
+    primary = order[0].method if order else None
+    if primary is None:
+        warnings.append(
+            Alert(
+                "danger",
+                _("There is no payment method in your charge order, so invoices cannot be paid."),
+                _("Add a payment method") if can_manage else _("View payment methods"),
+                reverse("payment_method_add", args=["card"]) if can_manage else methods_url,
+            )
+        )
+    else:
+        expires = primary.expires_on()
+        if expires is not None and expires <= today + datetime.timedelta(days=EXPIRY_WARNING_DAYS):
+            text = (
+                _("Your primary method %(label)s expired on %(date)s.")
+                if expires < today
+                else _("Your primary method %(label)s expires on %(date)s.")
+            ) % {"label": primary.label, "date": date_format(expires, "YEAR_MONTH_FORMAT")}
+            if can_manage:
+                warnings.append(
+                    Alert(
+                        "danger" if expires < today else "warning",
+                        text,
+                        _("Update expiry date"),
+                        reverse("payment_method_expiry", args=[primary.pk]),
+                    )
+                )
+            else:
+                warnings.append(Alert("warning", text, _("View payment methods"), methods_url))
+    if primary is not None and len(order) < 2:
+        unranked = (
+            scoped(PaymentMethod.objects.active(), account=account)
+            .filter(rank__isnull=True)
+            .order_by("-created_at", "-pk")
+            .first()
+        )
+        text = _("No backup method is set: if your primary is declined, the invoice goes past due.")
+        if not can_manage:
+            warnings.append(Alert("warning", text, _("View payment methods"), methods_url))
+        elif unranked is not None:
+            warnings.append(
+                Alert(
+                    "warning",
+                    text,
+                    _("Add %(label)s to backups") % {"label": unranked.label},
+                    reverse("charge_order_action", args=[unranked.pk]),
+                    action_post=True,
+                    action_fields=(("action", "add_to_backups"), ("next", "dashboard")),
+                )
+            )
+        else:
+            warnings.append(
+                Alert("warning", text, _("Add a backup method"), reverse("payment_method_add", args=["card"]))
+            )
+    last_paid = (
+        scoped(Invoice.objects.select_related("paid_by_method"), account=account)
+        .filter(status=Invoice.Status.PAID)
+        .order_by("-paid_at", "-pk")
+        .first()
+    )
+    if last_paid is not None and last_paid.paid_by_backup:
+        warnings.append(
+            Alert(
+                "warning",
+                _(
+                    "Your last invoice, %(number)s, was paid by a backup (%(label)s) because the "
+                    "methods ranked above it were declined."
+                )
+                % {"number": last_paid.number, "label": last_paid.paid_by_method.label},
+                _("See what happened"),
+                reverse("invoice_detail", args=[last_paid.pk]),
+            )
+        )
+    past_due = list(
+        scoped(Invoice.objects, account=account)
+        .filter(status=Invoice.Status.PAST_DUE)
+        .order_by("due_on", "pk")[:3]
+    )
+    for invoice in past_due:
+        text = _("Invoice %(number)s (%(amount)s) is past due since %(date)s.") % {
+            "number": invoice.number,
+            "amount": format_money(invoice.amount_minor, invoice.currency),
+            "date": date_format(invoice.due_on, "DATE_FORMAT"),
+        }
+        if can_manage:
+            warnings.append(
+                Alert(
+                    "danger",
+                    text,
+                    _("Pay now"),
+                    reverse("invoice_pay_now", args=[invoice.pk]),
+                    action_post=True,
+                    action_fields=(("next", "dashboard"),),
+                )
+            )
+        else:
+            warnings.append(
+                Alert("danger", text, _("View invoice"), reverse("invoice_detail", args=[invoice.pk]))
+            )
+    return warnings
+
+
+class DashboardView(ConsolePage):
+    template_name = "console/dashboard.html"
+    page_title = gettext_lazy("Dashboard")
+    nav = "dashboard"
+
+    def get_context_data(self, **kwargs):
+        context = super().get_context_data(**kwargs)
+        account = self.account
+        today = timezone.localdate()
+        invoices = scoped(Invoice.objects, account=account)
+        due = list(
+            invoices.collectable()
+            .values("currency")
+            .annotate(total=Sum("amount_minor"), count=Count("pk"))
+            .order_by("currency")
+        )
+        order = charge_order_entries(account=account)
+        context.update(
+            amount_due=due,
+            open_count=sum(row["count"] for row in due),
+            next_due=invoices.collectable().order_by("due_on", "pk").first(),
+            order=order,
+            today=today,
+            warnings=dashboard_warnings(
+                account=account, can_manage=self.membership.can_manage, order=order, today=today
+            ),
+            recent_invoices=list(invoices.select_related("paid_by_method").order_by("-issued_on", "-pk")[:5]),
+            recent_activity=list(
+                scoped(AuditEvent.objects, account=account).order_by("-created_at", "-pk")[:5]
+            ),
+        )
+        return context

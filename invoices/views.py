@@ -1,0 +1,119 @@
+"""Invoices: the list, one invoice with its attempt timeline and next-run preview, and Pay now."""
+
+from django import forms
+from django.contrib import messages
+from django.core.paginator import Paginator
+from django.db.models import Exists, OuterRef
+from django.shortcuts import redirect
+from django.utils.functional import cached_property
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
+from django.views import View
+from django.views.generic import TemplateView
+
+from accounts.selectors import get_for_account, scoped
+from billing_console.views.base import MemberPage
+from payments.forms import PayNowForm
+from payments.models import PaymentMethod
+
+from . import settlement
+from .models import Invoice, PaymentAttempt
+from .timeline import attempt_timeline
+
+
+def _with_in_flight(queryset):
+    return queryset.annotate(
+        in_flight=Exists(
+            PaymentAttempt.objects.filter(invoice=OuterRef("pk"), status__in=PaymentAttempt.UNRESOLVED)
+        )
+    )
+
+
+class InvoiceFilterForm(forms.Form):
+    status = forms.ChoiceField(
+        label=gettext_lazy("Status"),
+        required=False,
+        choices=[("", gettext_lazy("All statuses")), *Invoice.Status.choices],
+    )
+
+
+class InvoiceListView(MemberPage, TemplateView):
+    template_name = "invoices/invoice_list.html"
+    page_title = gettext_lazy("Invoices")
+    nav = "invoices"
+    paginate_by = 25
+
+    def get_context_data(self, **kwargs):
+        context = super().get_context_data(**kwargs)
+        form = InvoiceFilterForm(self.request.GET or None)
+        invoices = scoped(Invoice.objects.select_related("paid_by_method"), account=self.account)
+        status = form.cleaned_data.get("status") if form.is_valid() else ""
+        if status:
+            invoices = invoices.filter(status=status)
+        page = Paginator(_with_in_flight(invoices).order_by("-due_on", "-pk"), self.paginate_by).get_page(
+            self.request.GET.get("page")
+        )
+        context.update(
+            filter_form=form,
+            status=status,
+            status_tabs=[("", _("All"))] + [(v, str(label)) for v, label in Invoice.Status.choices],
+            page_obj=page,
+            invoices=page.object_list,
+        )
+        return context
+
+
+class InvoiceDetailView(MemberPage, TemplateView):
+    template_name = "invoices/invoice_detail.html"
+    nav = "invoices"
+
+    @cached_property
+    def invoice(self):
+        return get_for_account(
+            _with_in_flight(Invoice.objects.select_related("paid_by_method")),
+            account=self.account,
+            pk=self.kwargs["pk"],
+        )
+
+    def get_page_title(self):
+        return _("Invoice %(number)s") % {"number": self.invoice.number}
+
+    def get_context_data(self, **kwargs):
+        context = super().get_context_data(**kwargs)
+        invoice = self.invoice
+        attempts = list(invoice.attempts.select_related("method", "initiated_by").order_by("sequence"))
+        preview = settlement.settlement_preview(invoice=invoice) if invoice.is_collectable else []
+        context.update(
+            invoice=invoice,
+            timeline=attempt_timeline(attempts),
+            preview=preview,
+            pay_form=PayNowForm(methods=_payable_methods(self.account)),
+        )
+        return context
+
+
+def _payable_methods(account):
+    return scoped(PaymentMethod.objects.active(), account=account).order_by("rank__position", "-created_at")
+
+
+OUTCOME_LEVELS = {"paid": messages.SUCCESS, "pending": messages.INFO, "busy": messages.INFO}
+
+
+class InvoicePayNowView(MemberPage, View):
+    """Pay now runs the same settlement code as the scheduled run, at once, for this invoice."""
+
+    http_method_names = ["post"]
+
+    def post(self, request, pk):
+        invoice = get_for_account(Invoice.objects.select_related("account"), account=self.account, pk=pk)
+        form = PayNowForm(request.POST, methods=_payable_methods(self.account))
+        if not form.is_valid():
+            messages.error(request, _("Choose one of your payment methods."))
+        else:
+            result = settlement.invoice_pay_now(
+                invoice=invoice, actor=request.user, method=form.cleaned_data["method"], request=request
+            )
+            messages.add_message(request, OUTCOME_LEVELS.get(result.outcome, messages.ERROR), result.message)
+        if request.POST.get("next") == "dashboard":
+            return redirect("dashboard")
+        return redirect("invoice_detail", pk=invoice.pk)

@@ -1,0 +1,129 @@
+"""Signing in and out, throttling password guessing, resetting a password, switching accounts."""
+
+import re
+
+import pytest
+from django.core import mail
+from django.core.cache import cache
+from django.urls import reverse
+
+from accounts.middleware import SESSION_KEY
+from accounts.models import Membership
+from tests.factories import AccountFactory, MembershipFactory, UserFactory
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(autouse=True)
+def _fresh_cache():
+    cache.clear()
+    yield
+    cache.clear()
+
+
+@pytest.fixture
+def member():
+    return MembershipFactory(
+        user=UserFactory(username="dana", email="dana@example.com"), account=AccountFactory(name="Acme")
+    )
+
+
+def _sign_in(client, username="dana", password="password", **extra):
+    return client.post(reverse("login"), {"username": username, "password": password}, **extra)
+
+
+def test_sign_in_page(client):
+    response = client.get(reverse("login"))
+    assert response.status_code == 200
+    body = response.content.decode()
+    assert "<title>Sign in · Billing console</title>" in body
+    assert 'autocomplete="current-password"' in body
+    assert "csrfmiddlewaretoken" in body
+
+
+def test_sign_in_lands_on_the_dashboard_and_sign_out_needs_post(client, member):
+    response = _sign_in(client)
+    assert response.status_code == 302 and response.url == reverse("dashboard")
+    dashboard = client.get(reverse("dashboard"))
+    assert dashboard.status_code == 200
+    assert "Acme" in dashboard.content.decode()
+    assert client.get(reverse("logout")).status_code == 405
+    response = client.post(reverse("logout"))
+    assert response.status_code == 302 and response.url == reverse("login")
+    assert client.get(reverse("dashboard")).status_code == 302
+
+
+def test_wrong_password_is_a_clear_error(client, member):
+    response = _sign_in(client, password="nope")
+    assert response.status_code == 200
+    assert "do not match" in response.content.decode()
+
+
+def test_password_guessing_is_throttled_per_username_and_address(client, member, settings):
+    settings.SIGNIN_FAILURES_ALLOWED = 3
+    for _ in range(3):
+        assert "do not match" in _sign_in(client, password="guess").content.decode()
+    # Now even the right password is not checked.
+    response = _sign_in(client)
+    assert response.status_code == 200
+    assert "Too many failed sign-in attempts" in response.content.decode()
+    assert "_auth_user_id" not in client.session
+    # Another address is not blocked, and the counter lives in the shared cache.
+    assert _sign_in(client, REMOTE_ADDR="10.9.9.9").status_code == 302
+    assert any(key.startswith("signin-failures:") for key in _cache_keys())
+
+
+def _cache_keys():
+    return [key.split(":", 2)[-1] for key in getattr(cache, "_cache", {})]
+
+
+def test_a_success_clears_the_failure_count(client, member, settings):
+    settings.SIGNIN_FAILURES_ALLOWED = 3
+    _sign_in(client, password="guess")
+    _sign_in(client, password="guess")
+    assert _sign_in(client).status_code == 302
+    client.post(reverse("logout"))
+    _sign_in(client, password="guess")
+    _sign_in(client, password="guess")
+    assert _sign_in(client).status_code == 302
+
+
+def test_password_reset_by_email(client, member):
+    response = client.post(reverse("password_reset"), {"email": "dana@example.com"})
+    assert response.status_code == 302 and response.url == reverse("password_reset_done")
+    assert len(mail.outbox) == 1
+    message = mail.outbox[0]
+    assert message.to == ["dana@example.com"]
+    assert message.subject == "Reset your billing console password"
+    link = re.search(r"https?://[^/]+(/password-reset/\S+/)", message.body).group(1)
+    form = client.get(link, follow=True)
+    assert form.status_code == 200
+    assert "Choose a new password" in form.content.decode()
+    done = client.post(
+        form.redirect_chain[-1][0],
+        {"new_password1": "a-much-longer-secret-42", "new_password2": "a-much-longer-secret-42"},
+    )
+    assert done.status_code == 302 and done.url == reverse("password_reset_complete")
+    assert _sign_in(client, password="a-much-longer-secret-42").status_code == 302
+
+
+def test_password_reset_does_not_reveal_unknown_addresses(client, member):
+    response = client.post(reverse("password_reset"), {"email": "nobody@example.com"})
+    assert response.status_code == 302 and response.url == reverse("password_reset_done")
+    assert mail.outbox == []
+
+
+def test_the_account_switcher(client, member):
+    other = MembershipFactory(
+        user=member.user, account=AccountFactory(name="Zeta"), role=Membership.Role.VIEWER
+    )
+    client.force_login(member.user)
+    body = client.get(reverse("dashboard")).content.decode()
+    assert 'name="account"' in body and "Zeta — Viewer" in body
+    response = client.post(reverse("switch_account"), {"account": other.account_id})
+    assert response.status_code == 302
+    assert client.session[SESSION_KEY] == other.account_id
+    body = client.get(reverse("dashboard")).content.decode()
+    assert "Zeta" in body
+    assert "Add a payment method" not in body  # a viewer there
+    assert client.post(reverse("switch_account"), {"account": "x"}).status_code == 404

@@ -1,0 +1,75 @@
+"""Every console page costs a fixed number of queries, however many methods, invoices or events."""
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.urls import reverse
+
+from accounts.models import Membership
+from invoices.models import Invoice
+from tests.factories import (
+    AccountFactory,
+    AuditEventFactory,
+    ChargeOrderEntryFactory,
+    InvoiceFactory,
+    MembershipFactory,
+    PaymentAttemptFactory,
+    PaymentMethodFactory,
+)
+
+pytestmark = pytest.mark.django_db
+
+MAX_QUERIES = 20
+
+
+def _account_with(rows: int):
+    account = AccountFactory()
+    for n in range(rows):
+        method = PaymentMethodFactory(account=account)
+        if n < 4:  # a primary and three backups; the rest stay on file
+            ChargeOrderEntryFactory(method=method, position=n + 1)
+        invoice = InvoiceFactory(
+            account=account, status=Invoice.Status.PAST_DUE if n % 2 else Invoice.Status.OPEN
+        )
+        PaymentAttemptFactory(invoice=invoice, method=method, sequence=1)
+        PaymentAttemptFactory(invoice=invoice, method=method, sequence=2, position=2)
+        AuditEventFactory(account=account, before={"order": [method.pk]}, after={"order": [method.pk]})
+    membership = MembershipFactory(account=account, role=Membership.Role.OWNER)
+    return membership, account
+
+
+PAGES = [
+    ("dashboard", lambda a: []),
+    ("payment_methods", lambda a: []),
+    ("invoices", lambda a: []),
+    ("invoices", lambda a: []),
+    ("invoice_detail", lambda a: [Invoice.objects.filter(account=a).latest("pk").pk]),
+    ("activity", lambda a: []),
+    ("settings", lambda a: []),
+    ("payment_method_add", lambda a: ["card"]),
+    ("payment_method_remove", lambda a: [a.payment_methods.first().pk]),
+]
+
+
+def _count(client, name, args):
+    url = reverse(name, args=args)
+    client.get(url)  # warm caches that are not per request (content types, translations)
+    with CaptureQueriesContext(connection) as queries:
+        response = client.get(url)
+    assert response.status_code == 200, url
+    return len(queries)
+
+
+@pytest.mark.parametrize(("name", "args"), PAGES, ids=[p[0] for p in PAGES])
+def test_query_count_does_not_grow_with_rows(client, django_assert_max_num_queries, name, args):
+    small_member, small = _account_with(2)
+    large_member, large = _account_with(20)
+    client.force_login(small_member.user)
+    with django_assert_max_num_queries(MAX_QUERIES):
+        client.get(reverse(name, args=args(small)))
+    few = _count(client, name, args(small))
+    client.force_login(large_member.user)
+    with django_assert_max_num_queries(MAX_QUERIES):
+        client.get(reverse(name, args=args(large)))
+    many = _count(client, name, args(large))
+    assert few == many, f"{name}: {few} queries with 2 rows, {many} with 20"
