@@ -13,6 +13,7 @@ from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.http import urlencode
 from django.utils.translation import gettext_lazy as _
+from rest_framework.authtoken.models import TokenProxy
 
 from billing_console.money import format_money
 from invoices.models import Invoice, PaymentAttempt
@@ -226,3 +227,9 @@ class AuditEventAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     @admin.display(description=_("after"))
     def after_json(self, obj):
         return pretty_json(obj.after)
+
+
+# API tokens are credentials: nobody reads them back, not even a superuser. Members revoke
+# their own through the API.
+if admin.site.is_registered(TokenProxy):
+    admin.site.unregister(TokenProxy)

@@ -1,1 +1,40 @@
-urlpatterns = []
+"""The REST API, mounted at /api/. Its OpenAPI 3 schema is at /api/schema/, interactive docs at /api/docs/."""
+
+from django.conf import settings
+from django.urls import path
+from django.views.decorators.csp import csp_override
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
+
+from accounts.api import AccountListApi, AuthTokenApi
+from invoices.api import (
+    InvoiceAttemptListApi,
+    InvoiceDetailApi,
+    InvoiceListApi,
+    InvoicePayApi,
+    StaffInvoiceIssueApi,
+)
+from payments.api import ChargeOrderApi, PaymentMethodDetailApi, PaymentMethodListApi
+
+# Swagger UI's assets come from drf-spectacular-sidecar through our static files, its script from a
+# separate request (the "split" view); only its small inline stylesheet needs an exception.
+_docs_csp = {**settings.SECURE_CSP, "style-src": [*settings.SECURE_CSP["style-src"], "'unsafe-inline'"]}
+
+# Ids are matched as any path segment so that a malformed one is the API's JSON 404.
+urlpatterns = [
+    path("auth/token/", AuthTokenApi.as_view(), name="api-auth-token"),
+    path("accounts/", AccountListApi.as_view(), name="api-accounts"),
+    path("payment-methods/", PaymentMethodListApi.as_view(), name="api-payment-methods"),
+    path("payment-methods/<str:id>/", PaymentMethodDetailApi.as_view(), name="api-payment-method"),
+    path("charge-order/", ChargeOrderApi.as_view(), name="api-charge-order"),
+    path("invoices/", InvoiceListApi.as_view(), name="api-invoices"),
+    path("invoices/<str:id>/", InvoiceDetailApi.as_view(), name="api-invoice"),
+    path("invoices/<str:id>/attempts/", InvoiceAttemptListApi.as_view(), name="api-invoice-attempts"),
+    path("invoices/<str:id>/pay/", InvoicePayApi.as_view(), name="api-invoice-pay"),
+    path("staff/invoices/", StaffInvoiceIssueApi.as_view(), name="api-staff-invoices"),
+    path("schema/", SpectacularAPIView.as_view(), name="api-schema"),
+    path(
+        "docs/",
+        csp_override(_docs_csp)(SpectacularSwaggerSplitView.as_view(url_name="api-schema")),
+        name="api-docs",
+    ),
+]

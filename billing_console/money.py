@@ -12,5 +12,10 @@ def to_major(amount_minor: int, currency: str) -> Decimal:
 
 
 def format_money(amount_minor: int, currency: str, locale: str | None = None) -> str:
-    locale = (locale or translation.get_language() or "en").replace("-", "_")
-    return format_currency(to_major(amount_minor, currency), currency, locale=locale)
+    """In ``locale`` (default: the active language); JPY shows no decimals, KWD three."""
+    locale = translation.to_locale(locale or translation.get_language() or "en")
+    amount = to_major(int(amount_minor), currency)
+    try:
+        return format_currency(amount, currency, locale=locale)
+    except (ValueError, LookupError):
+        return format_currency(amount, currency, locale="en")

@@ -10,7 +10,8 @@ from collections.abc import Sequence
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
-from billing_console.templatetags.console import format_money, position_label
+from billing_console.money import format_money
+from invoices.settlement.plan import position_label
 
 from .models import PaymentAttempt
 

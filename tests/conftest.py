@@ -39,6 +39,8 @@ def pytest_report_header(config):
 
 @pytest.fixture(autouse=True)
 def _plain_test_settings(settings):
+    # The real hasher costs a second per user; tests make hundreds of users.
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
     settings.SANDBOX_LATENCY_MS = 0
     settings.STORAGES = {
         **settings.STORAGES,

@@ -1,31 +1,18 @@
 """Presentation helpers for the console: money, status badges and method health."""
 
 import datetime
-from decimal import Decimal
 
-from babel.numbers import format_currency, get_currency_precision
 from django import template
-from django.utils import timezone, translation
+from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import pgettext
+
+from billing_console.money import format_money
+from invoices.settlement.plan import position_label
 
 register = template.Library()
 
 EXPIRY_WARNING_DAYS = 30
-
-
-def _babel_locale() -> str:
-    return translation.to_locale(translation.get_language() or "en")
-
-
-def format_money(amount_minor: int, currency: str) -> str:
-    """Integer minor units shown with the currency's own rules (JPY has no decimals, KWD three)."""
-    precision = get_currency_precision(currency)
-    amount = Decimal(int(amount_minor)).scaleb(-precision)
-    try:
-        return format_currency(amount, currency, locale=_babel_locale())
-    except (ValueError, LookupError):
-        return format_currency(amount, currency, locale="en")
 
 
 @register.filter
@@ -33,12 +20,6 @@ def money(amount_minor, currency):
     if amount_minor is None or not currency:
         return ""
     return format_money(amount_minor, currency)
-
-
-def position_label(position) -> str:
-    if not position:
-        return _("Chosen method")
-    return _("Primary") if position == 1 else _("Backup %(n)s") % {"n": position - 1}
 
 
 register.filter("position_label", position_label)

@@ -10,7 +10,7 @@ from django.utils.translation import gettext_lazy
 
 from accounts.models import AuditEvent
 from accounts.selectors import scoped
-from billing_console.templatetags.console import format_money
+from billing_console.money import format_money
 from invoices.models import Invoice
 from payments.models import ChargeOrderEntry, PaymentMethod
 
