@@ -31,7 +31,7 @@ run: migrate
 	DEBUG=1 $(BIN)/python manage.py seed_demo
 	@echo
 	@echo "  Billing console: http://$(HOST):$(PORT)/"
-	@echo "  Sign in as demo / demo (or demo2 / demo). Admin: http://$(HOST):$(PORT)/admin/ as support / demo"
+	@echo "  Sign in as demo / demo (also demo2 / demo; viewer / demo is read-only). Admin: http://$(HOST):$(PORT)/admin/ as support / demo"
 	@echo
 	DEBUG=1 $(BIN)/python manage.py runserver $(HOST):$(PORT)
 

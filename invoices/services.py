@@ -3,7 +3,7 @@
 import dataclasses
 import datetime
 
-from babel.numbers import get_currency_precision
+from babel.numbers import is_currency
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
@@ -36,9 +36,7 @@ def invoice_data_validate(data: InvoiceData) -> list[str]:
     if len(data.currency) != 3 or not data.currency.isalpha() or not data.currency.isupper():
         problems.append(_("The currency must be an ISO 4217 code such as USD."))
     else:
-        try:
-            get_currency_precision(data.currency)
-        except Exception:
+        if not is_currency(data.currency):
             problems.append(_("%(code)s is not a known currency.") % {"code": data.currency})
     if (
         isinstance(data.amount_minor, bool)

@@ -13,7 +13,6 @@ the services' audit events and emails; nothing here is for a real customer.
 
 import dataclasses
 import datetime
-import secrets
 import time
 
 from django.contrib.auth import get_user_model
@@ -26,7 +25,6 @@ from invoices.models import Invoice
 from payments.gateways import get_gateway
 from payments.gateways.base import TokenizedMethod
 from payments.models import ChargeOrderEntry, PaymentMethod
-from payments.sandbox.models import SandboxToken
 
 from .cast import DEMO_PASSWORD
 from .showcase import DemoSeedError
@@ -78,18 +76,8 @@ def scenarios_deal(mix: dict[str, int], count: int) -> list[str]:
 
 
 def _sandbox_tokens(template: TokenizedMethod, count: int) -> list[str]:
-    """``count`` fresh tokens that charge like ``template``.
-
-    A method needs a token of its own (PaymentMethod's unique gateway and token), and tokenising
-    each through the gateway is a round trip per method: the sandbox's token rows are copied instead.
-    """
-    row = SandboxToken.objects.get(token=template.token)
-    tokens = [f"tok_sandbox_{secrets.token_hex(12)}" for _ in range(count)]
-    SandboxToken.objects.bulk_create(
-        (SandboxToken(token=token, kind=row.kind, behaviour=row.behaviour) for token in tokens),
-        batch_size=BATCH_SIZE,
-    )
-    return tokens
+    """``count`` fresh tokens that charge like ``template`` (each method needs a token of its own)."""
+    return get_gateway().tokens_like(token=template.token, count=count)
 
 
 def _templates() -> dict[str, TokenizedMethod]:

@@ -425,3 +425,14 @@ class SandboxGateway(Gateway):
             _clear_if_due(charge)
         for charge in SandboxCharge.objects.order_by("created_at", "pk").iterator():
             yield charge.as_ledger_entry()
+
+    def tokens_like(self, *, token: str, count: int) -> list[str]:
+        """``count`` new tokens that charge exactly like ``token``: benchmark data for many methods
+        without a tokenisation round trip each. Sandbox only; a real processor has no such call."""
+        source = SandboxToken.objects.get(token=token)
+        tokens = [f"tok_sandbox_{secrets.token_hex(12)}" for _ in range(count)]
+        SandboxToken.objects.bulk_create(
+            (SandboxToken(token=new, kind=source.kind, behaviour=source.behaviour) for new in tokens),
+            batch_size=2000,
+        )
+        return tokens
