@@ -1,0 +1,125 @@
+"""Shared pieces of the benchmarks: fresh PostgreSQL databases, the machine's description, output."""
+
+import json
+import os
+import platform
+import subprocess
+import sys
+from pathlib import Path
+
+import psycopg
+
+ROOT = Path(__file__).resolve().parent.parent
+PG = os.environ.get("BENCH_PG", "postgres://postgres@127.0.0.1:5432")
+
+
+def admin_sql(*statements: str) -> None:
+    with psycopg.connect(f"{PG}/postgres", autocommit=True) as conn:
+        for statement in statements:
+            conn.execute(statement)
+
+
+def fresh_database(name: str) -> str:
+    admin_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)', f'CREATE DATABASE "{name}"')
+    return f"{PG}/{name}"
+
+
+def drop_database(name: str) -> None:
+    admin_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def project_env(database: str, **extra) -> dict:
+    """Production-like settings on the benchmark's own databases."""
+    env = {
+        **os.environ,
+        "DATABASE_URL": f"{PG}/{database}",
+        "SANDBOX_DATABASE_URL": f"{PG}/{database}_sandbox",
+        "DEBUG": "0",
+        "SECRET_KEY": "benchmark-only-secret-key-0123456789abcdefghijklmnopqrstuvwxyz",
+        "ALLOWED_HOSTS": "127.0.0.1,localhost",
+        "SECURE_SSL_REDIRECT": "0",
+        "SECURE_COOKIES": "0",
+        "SECURE_HSTS_SECONDS": "0",
+        "EMAIL_URL": "dummymail://",
+        "LOG_LEVEL": "WARNING",
+    }
+    env.update({key: str(value) for key, value in extra.items()})
+    return env
+
+
+def manage(*args: str, env: dict, check: bool = True) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, str(ROOT / "manage.py"), *args],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=check,
+    )
+
+
+def project_databases(name: str) -> dict:
+    fresh_database(name)
+    fresh_database(f"{name}_sandbox")
+    env = project_env(name)
+    manage("migrate", "--noinput", env=env)
+    manage("migrate", "--noinput", "--database", "sandbox", env=env)
+    return env
+
+
+def machine() -> dict:
+    with psycopg.connect(f"{PG}/postgres") as conn:
+        server = conn.execute("SHOW server_version").fetchone()[0]
+        settings = dict(
+            conn.execute(
+                "SELECT name, setting FROM pg_settings WHERE name IN "
+                "('shared_buffers', 'synchronous_commit', 'fsync', 'max_connections')"
+            ).fetchall()
+        )
+    cpu = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if "model name" in line
+        ),
+        platform.processor(),
+    )
+    memory_kb = next(
+        int(line.split()[1])
+        for line in Path("/proc/meminfo").read_text().splitlines()
+        if line.startswith("MemTotal")
+    )
+    import django
+
+    return {
+        "cpus": os.cpu_count(),
+        "cpu": cpu,
+        "memory_gb": round(memory_kb / 1024 / 1024, 1),
+        "python": platform.python_version(),
+        "django": django.get_version(),
+        "postgresql": server,
+        "postgresql_settings": settings,
+        "load_average": os.getloadavg(),
+    }
+
+
+def emit(result: dict, *, as_json: bool, title: str) -> None:
+    if as_json:
+        print(json.dumps(result, default=str))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=title, show_header=False)
+    table.add_column("")
+    table.add_column("")
+
+    def add(prefix, value):
+        if isinstance(value, dict):
+            for key, inner in value.items():
+                add(f"{prefix}{key}.", inner)
+        else:
+            table.add_row(prefix.rstrip("."), str(value))
+
+    add("", result)
+    Console().print(table)

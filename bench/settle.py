@@ -1,0 +1,159 @@
+"""Settlement throughput, against PostgreSQL's own speed on the same server, in the same run.
+
+    python bench/settle.py --invoices 100000 --processes 2 [--latency-ms 200 --concurrency 64] [--json]
+
+Seeds N due invoices (70% paid by the primary, 20% primary declined and a backup pays, 10% all
+declined) in a fresh database, runs ``settle_invoices`` in P processes at once, checks that every
+invoice was settled exactly once against the sandbox gateway's ledger, and reports invoices/s and
+the peak memory of a settling process. It then measures pgbench (tpcb-like, P clients, a scratch
+database of its own) and prints ratio = invoices_per_s / pgbench_tps.
+"""
+
+import argparse
+import json
+import re
+import subprocess
+import sys
+import time
+
+import psycopg
+from common import PG, ROOT, drop_database, emit, fresh_database, machine, manage, project_databases
+
+DB = "bench_settle"
+PEAK = (
+    "import resource, subprocess, sys\n"
+    "code = subprocess.run(sys.argv[1:]).returncode\n"
+    "print('peak_rss_kb', resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, file=sys.stderr)\n"
+    "sys.exit(code)\n"
+)
+
+
+def pgbench_tps(clients: int, seconds: int) -> float:
+    url = fresh_database("bench_pgbench")
+    try:
+        subprocess.run(
+            ["pgbench", "-i", "-q", "-s", str(max(1, clients)), url], check=True, capture_output=True
+        )
+        out = subprocess.run(
+            ["pgbench", "-b", "tpcb-like", "-c", str(clients), "-j", str(clients), "-T", str(seconds), url],
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout
+        return float(re.search(r"tps = ([0-9.]+)", out).group(1))
+    finally:
+        drop_database("bench_pgbench")
+
+
+def settle(env: dict, processes: int, concurrency: int) -> tuple[float, list[dict], int]:
+    command = [
+        sys.executable,
+        "-c",
+        PEAK,
+        sys.executable,
+        str(ROOT / "manage.py"),
+        "settle_invoices",
+        "--json",
+    ]
+    command += ["--concurrency", str(concurrency)]
+    started = time.monotonic()
+    procs = [
+        subprocess.Popen(
+            command, env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+        for _ in range(processes)
+    ]
+    results = [proc.communicate() for proc in procs]
+    elapsed = time.monotonic() - started
+    counts, peaks = [], []
+    for proc, (out, err) in zip(procs, results, strict=True):
+        if proc.returncode != 0:
+            raise SystemExit(f"settle_invoices failed ({proc.returncode}):\n{err[-3000:]}")
+        counts.append(json.loads(out))
+        peaks.append(int(re.search(r"peak_rss_kb (\d+)", err).group(1)))
+    return elapsed, counts, max(peaks)
+
+
+def verify(invoices: int) -> dict:
+    """Exactly once, from the gateway's own ledger, and nothing left behind."""
+    with psycopg.connect(f"{PG}/{DB}") as conn, psycopg.connect(f"{PG}/{DB}_sandbox") as ledger:
+        keys = dict(
+            conn.execute(
+                "SELECT idempotency_key, invoice_id FROM invoices_paymentattempt"
+                " WHERE idempotency_key IS NOT NULL"
+            )
+        )
+        charged = {}
+        for (key,) in ledger.execute(
+            "SELECT idempotency_key FROM sandbox_sandboxcharge WHERE status = 'succeeded'"
+        ):
+            invoice = keys.get(key)
+            if invoice is None:
+                raise SystemExit(f"the gateway charged {key}, which no attempt names")
+            charged[invoice] = charged.get(invoice, 0) + 1
+        statuses = dict(
+            conn.execute("SELECT status, count(*) FROM invoices_invoice GROUP BY status").fetchall()
+        )
+        unresolved = conn.execute(
+            "SELECT count(*) FROM invoices_paymentattempt WHERE status IN ('started', 'pending', 'unknown')"
+        ).fetchone()[0]
+        paid_ids = {row[0] for row in conn.execute("SELECT id FROM invoices_invoice WHERE status = 'paid'")}
+    twice = sum(1 for n in charged.values() if n > 1)
+    if twice or set(charged) != paid_ids or unresolved or statuses.get("open"):
+        raise SystemExit(
+            f"NOT settled exactly once: {twice} twice, {unresolved} unresolved, statuses {statuses}"
+        )
+    return {"exactly_once": True, "statuses": statuses, "successful_charges": sum(charged.values())}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--invoices", type=int, default=10_000)
+    parser.add_argument("--processes", type=int, default=1)
+    parser.add_argument("--latency-ms", type=int, default=0)
+    parser.add_argument("--concurrency", type=int, default=1)
+    parser.add_argument("--pgbench-seconds", type=int, default=15)
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+
+    env = project_databases(DB)
+    per_account = 10
+    seeded = manage(
+        "seed_demo",
+        "--force",
+        "--accounts",
+        str(max(1, args.invoices // per_account)),
+        "--invoices-per-account",
+        str(per_account),
+        env=env,
+    )
+    env["SANDBOX_LATENCY_MS"] = str(args.latency_ms)
+    elapsed, counts, peak_kb = settle(env, args.processes, args.concurrency)
+    totals = {key: sum(c[key] for c in counts) for key in counts[0] if key != "duration_s"}
+    checked = verify(args.invoices)
+    tps = pgbench_tps(args.processes, args.pgbench_seconds)
+    rate = totals["considered"] / elapsed
+    result = {
+        "invoices": totals["considered"],
+        "processes": args.processes,
+        "latency_ms": args.latency_ms,
+        "concurrency": args.concurrency,
+        "seconds": round(elapsed, 2),
+        "invoices_per_s": round(rate, 1),
+        "pgbench_tps": round(tps, 1),
+        "ratio": round(rate / tps, 3),
+        "peak_rss_mb": round(peak_kb / 1024, 1),
+        "counts": totals,
+        "verified": checked,
+        "seed": seeded.stdout.strip().splitlines()[0] if seeded.stdout.strip() else "",
+        "machine": machine(),
+    }
+    drop_database(DB)
+    drop_database(f"{DB}_sandbox")
+    emit(result, as_json=args.json, title="settle_invoices benchmark (reference: pgbench tpcb-like)")
+
+
+if __name__ == "__main__":
+    main()
