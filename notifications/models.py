@@ -26,6 +26,8 @@ class SentEmail(models.Model):
     kind = models.CharField(_("kind"), max_length=32, choices=Kind)
     event_key = models.CharField(_("event"), max_length=200, unique=True)
     recipients = models.JSONField(_("recipients"), default=list)
+    # Address -> language the email was rendered in; an address missing here gets LANGUAGE_CODE.
+    languages = models.JSONField(_("languages"), default=dict, blank=True)
     subject = models.CharField(_("subject"), max_length=300, blank=True)
     context = models.JSONField(_("context"), default=dict, blank=True)
     status = models.CharField(_("status"), max_length=16, choices=Status, default=Status.QUEUED)

@@ -1,11 +1,13 @@
-"""Customer emails: recorded in the transaction that causes them, sent once, after commit."""
+"""Customer emails: recorded in the transaction that causes them, sent once, after commit, to each
+recipient in their own language."""
 
 import logging
+from collections.abc import Mapping
 
 from django.conf import settings
+from django.core.exceptions import ObjectDoesNotExist
 from django.core.mail import EmailMultiAlternatives
 from django.db import IntegrityError, transaction
-from django.template.loader import render_to_string
 from django.utils import timezone, translation
 
 from accounts.models import Account, Membership
@@ -18,16 +20,57 @@ OWNER_ROLES = (Membership.Role.OWNER,)
 BILLING_ROLES = (Membership.Role.OWNER, Membership.Role.BILLING)
 
 
-def recipients_for(*, account: Account, kind: str, roles=BILLING_ROLES) -> list[str]:
-    """Addresses for ``kind``: the chosen roles (minus those who opted out of optional emails)
-    and, for payment emails, the account's billing address."""
-    members = Membership.objects.filter(account=account, role__in=roles).select_related("user")
-    if kind not in SentEmail.ALWAYS_SENT:
-        members = members.filter(email_opt_out=False)
-    addresses = [m.user.email for m in members if m.user.email]
-    if kind != SentEmail.Kind.SECURITY_NOTICE and account.billing_email:
-        addresses.append(account.billing_email)
-    return sorted(set(addresses))
+def email_language(code: str | None) -> str:
+    """A language the product speaks: ``code`` if it is one, else LANGUAGE_CODE."""
+    return code if code in dict(settings.LANGUAGES) else settings.LANGUAGE_CODE
+
+
+def _profile_language(user) -> str:
+    try:
+        return user.profile.language
+    except ObjectDoesNotExist:
+        return ""
+
+
+def actor_context(user) -> dict | None:
+    """Who made a change, for a security notice: None for the system (settlement, a script)."""
+    if user is None or not user.is_authenticated:
+        return None
+    return {"name": user.get_full_name() or user.get_username(), "email": user.email, "staff": user.is_staff}
+
+
+def request_channel(request) -> str:
+    """Where a change came from: "api", "admin" or "console"; "" without a request (a command)."""
+    if request is None:
+        return ""
+    path = getattr(request, "path", "") or ""
+    if path.startswith("/api/"):
+        return "api"
+    return "admin" if path.startswith("/admin/") else "console"
+
+
+def recipients_for(*, account: Account, kind: str, roles=BILLING_ROLES) -> dict[str, str]:
+    """``{address: language}`` for an email of ``kind``: the members in ``roles`` and, except for
+    security notices, the account's billing address. A member who opted out of optional emails gets
+    only security and failed-payment notices, also when their address is the billing address."""
+    optional = kind not in SentEmail.ALWAYS_SENT
+    members = Membership.objects.filter(account=account, user__is_active=True).select_related("user__profile")
+    languages, language_of, opted_out = {}, {}, set()
+    for member in members:
+        address = member.user.email
+        if not address:
+            continue
+        language_of[address.lower()] = email_language(_profile_language(member.user))
+        if optional and member.email_opt_out:
+            opted_out.add(address.lower())
+        elif member.role in roles:
+            languages[address] = language_of[address.lower()]
+    billing = account.billing_email
+    if kind != SentEmail.Kind.SECURITY_NOTICE and billing and billing.lower() not in opted_out:
+        languages.setdefault(billing, language_of.get(billing.lower(), settings.LANGUAGE_CODE))
+    for address in [a for a in languages if a.lower() in opted_out]:
+        del languages[address]  # the same person under two memberships: their "no" wins
+    return dict(sorted(languages.items()))
 
 
 def notification_queue(
@@ -36,10 +79,12 @@ def notification_queue(
     kind: str,
     event_key: str,
     context: dict,
-    recipients: list[str] | None = None,
+    recipients: Mapping[str, str] | None = None,
 ) -> SentEmail | None:
     """Record the email for one event and send it when the current transaction commits.
 
+    ``recipients`` maps each address to its language (default: ``recipients_for``). ``context`` is
+    stored as JSON and rendered later, in each recipient's language (see ``rendering.localised``).
     The event key is unique: queuing the same event again (a re-run, a retry) sends nothing.
     """
     if recipients is None:
@@ -49,7 +94,12 @@ def notification_queue(
     try:
         with transaction.atomic():
             email = SentEmail.objects.create(
-                account=account, kind=kind, event_key=event_key, recipients=recipients, context=context
+                account=account,
+                kind=kind,
+                event_key=event_key,
+                recipients=sorted(recipients),
+                languages={address: email_language(lang) for address, lang in recipients.items()},
+                context=context,
             )
     except IntegrityError:
         return None
@@ -57,27 +107,45 @@ def notification_queue(
     return email
 
 
+def language_groups(email: SentEmail) -> dict[str, list[str]]:
+    """The recipients by language, the site's default language first."""
+    groups: dict[str, list[str]] = {}
+    for address in email.recipients:
+        groups.setdefault(email_language(email.languages.get(address)), []).append(address)
+    return dict(sorted(groups.items(), key=lambda item: (item[0] != settings.LANGUAGE_CODE, item[0])))
+
+
 def notification_deliver(*, email_id: int) -> bool:
-    """Send a queued email once. Claimed before sending, so two deliverers never both send it."""
+    """Send a queued email once: one message per language, each rendered in that language.
+
+    Claimed before sending, so two deliverers never both send it.
+    """
     claimed = SentEmail.objects.filter(pk=email_id, status=SentEmail.Status.QUEUED).update(
         status=SentEmail.Status.SENT, sent_at=timezone.now()
     )
     if not claimed:
         return False
+    # Imported here: rendering uses the settlement's labels, and the settlement imports this module.
+    from .rendering import render_email
+
     email = SentEmail.objects.select_related("account").get(pk=email_id)
-    context = {**email.context, "account_name": email.account.name, "site_url": settings.SITE_URL}
+    subject, sent_to = "", []
     try:
-        with translation.override(email.context.get("language") or settings.LANGUAGE_CODE):
-            subject = render_to_string(f"notifications/{email.kind}.subject.txt", context).strip()
-            text = render_to_string(f"notifications/{email.kind}.txt", context)
-            html = render_to_string(f"notifications/{email.kind}.html", context)
-        message = EmailMultiAlternatives(subject=subject, body=text, to=email.recipients)
-        message.attach_alternative(html, "text/html")
-        message.send()
+        for language, addresses in language_groups(email).items():
+            with translation.override(language):
+                rendered = render_email(
+                    kind=email.kind, context=email.context, account_name=email.account.name
+                )
+            message = EmailMultiAlternatives(subject=rendered.subject, body=rendered.text, to=addresses)
+            message.attach_alternative(rendered.html, "text/html")
+            message.send()
+            subject = subject or rendered.subject
+            sent_to.append(language)
     except Exception as exc:
         logger.exception("Sending email %s (%s) failed", email.pk, email.kind)
+        error = f"sent in {', '.join(sent_to)}; then: {exc}" if sent_to else str(exc)
         SentEmail.objects.filter(pk=email.pk).update(
-            status=SentEmail.Status.FAILED, error=str(exc)[:300], subject=""
+            status=SentEmail.Status.FAILED, error=error[:300], subject=subject[:300]
         )
         return False
     SentEmail.objects.filter(pk=email.pk).update(subject=subject[:300])

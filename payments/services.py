@@ -11,10 +11,16 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from accounts.models import Account, AuditEvent
-from accounts.services import actor_label_for, audit_record
+from accounts.services import audit_record
 from invoices.models import Invoice
 from notifications.models import SentEmail
-from notifications.services import OWNER_ROLES, notification_queue, recipients_for
+from notifications.services import (
+    OWNER_ROLES,
+    actor_context,
+    notification_queue,
+    recipients_for,
+    request_channel,
+)
 
 from .gateways import get_gateway
 from .gateways.base import TokenizedMethod
@@ -55,17 +61,34 @@ def _past_due_invoices_retry_now(*, account: Account) -> int:
     )
 
 
-def _security_notice(*, account: Account, event: AuditEvent, change: str, actor, request) -> None:
+def _security_notice(
+    *, account: Account, event: AuditEvent, actor, request, order_before: list[int] | None = None
+) -> None:
+    """Tell the owners who changed what, when and from where, so a hijacked session cannot quietly
+    redirect payments. ``order_before`` is the charge order before the change, if it could change.
+    Labels are taken now: the email must say what the order was, whatever happens to it later."""
+    order_after = charge_order_ids(account=account)
+    order_before = order_after if order_before is None else order_before
+    labels = {m.pk: m.label for m in PaymentMethod.objects.filter(pk__in={*order_before, *order_after})}
+    snapshot_before, snapshot_after = event.before or {}, event.after or {}
     notification_queue(
         account=account,
         kind=SentEmail.Kind.SECURITY_NOTICE,
         event_key=f"security:{event.pk}",
         recipients=recipients_for(account=account, kind=SentEmail.Kind.SECURITY_NOTICE, roles=OWNER_ROLES),
         context={
-            "change": change,
-            "actor": actor_label_for(actor),
-            "when": timezone.localtime(event.created_at).strftime("%Y-%m-%d %H:%M %Z"),
+            "action": event.action,
+            "method": snapshot_after.get("label") or snapshot_before.get("label") or "",
+            "expiry_before": snapshot_before.get("exp") or "",
+            "expiry_after": snapshot_after.get("exp") or "",
+            "order_changed": order_before != order_after,
+            "order_before": [{"method": labels[m], "position": n} for n, m in enumerate(order_before, 1)],
+            "order_after": [{"method": labels[m], "position": n} for n, m in enumerate(order_after, 1)],
+            "actor": actor_context(actor),
+            # To the second: the stored context, shown in admin, holds no long runs of digits.
+            "occurred_at": event.created_at.replace(microsecond=0).isoformat(),
             "ip_address": event.ip_address or "",
+            "via": request_channel(request),
         },
     )
 
@@ -126,9 +149,7 @@ def charge_order_set(*, account: Account, actor, method_ids: list[int], request=
         request=request,
     )
     _past_due_invoices_retry_now(account=account)
-    _security_notice(
-        account=account, event=event, change=_("The charge order changed."), actor=actor, request=request
-    )
+    _security_notice(account=account, event=event, actor=actor, request=request, order_before=before)
     return method_ids
 
 
@@ -227,13 +248,7 @@ def payment_method_create(
             request=request,
         )
     _past_due_invoices_retry_now(account=account)
-    _security_notice(
-        account=account,
-        event=event,
-        change=_("Payment method %(label)s was added.") % {"label": method.label},
-        actor=actor,
-        request=request,
-    )
+    _security_notice(account=account, event=event, actor=actor, request=request, order_before=order)
     return method
 
 
@@ -325,13 +340,7 @@ def payment_method_update_expiry(
         request=request,
     )
     _past_due_invoices_retry_now(account=method.account)
-    _security_notice(
-        account=method.account,
-        event=event,
-        change=_("Payment method %(label)s was updated.") % {"label": method.label},
-        actor=actor,
-        request=request,
-    )
+    _security_notice(account=method.account, event=event, actor=actor, request=request)
     return method
 
 
@@ -358,11 +367,5 @@ def payment_method_remove(*, method: PaymentMethod, actor, request=None) -> Paym
         after={**_method_snapshot(method), "order": charge_order_ids(account=account)},
         request=request,
     )
-    _security_notice(
-        account=account,
-        event=event,
-        change=_("Payment method %(label)s was removed.") % {"label": method.label},
-        actor=actor,
-        request=request,
-    )
+    _security_notice(account=account, event=event, actor=actor, request=request, order_before=before_order)
     return method

@@ -1,20 +1,20 @@
-"""The settlement's emails to the customer, queued in the transaction that records the outcome."""
+"""The settlement's emails to the customer, queued in the transaction that records the outcome.
 
-from django.utils.translation import gettext as _
+The context holds facts, not sentences: each recipient's words, money format and dates are made
+when the email is rendered in their language (notifications.rendering).
+"""
 
-from billing_console.money import format_money
+from django.conf import settings
+
 from invoices.models import Invoice, PaymentAttempt
 from notifications.models import SentEmail
 from notifications.services import notification_queue
-
-from .plan import position_label
 
 
 def _invoice_context(invoice: Invoice) -> dict:
     return {
         "invoice_number": invoice.number,
         "invoice_id": invoice.pk,
-        "amount": format_money(invoice.amount_minor, invoice.currency),
         "amount_minor": invoice.amount_minor,
         "currency": invoice.currency,
     }
@@ -23,9 +23,8 @@ def _invoice_context(invoice: Invoice) -> dict:
 def _failure(attempt: PaymentAttempt) -> dict:
     return {
         "method": attempt.method.label if attempt.method else "",
-        "position": position_label(attempt.position),
+        "position": attempt.position,
         "decline_code": attempt.decline_code,
-        "reason": attempt.decline_code.replace("_", " "),
     }
 
 
@@ -36,8 +35,7 @@ def backup_charged(*, invoice: Invoice, attempt: PaymentAttempt, failed: list[Pa
         event_key=f"backup_charged:{invoice.pk}:{attempt.pk}",
         context={
             **_invoice_context(invoice),
-            "charged_method": attempt.method.label,
-            "charged_position": position_label(attempt.position),
+            "charged": {"method": attempt.method.label, "position": attempt.position},
             "failures": [_failure(a) for a in failed],
         },
     )
@@ -52,10 +50,19 @@ def all_failed(*, invoice: Invoice, failed: list[PaymentAttempt], skipped) -> No
             **_invoice_context(invoice),
             "failures": [_failure(a) for a in failed],
             "skipped": [
-                {"method": s.method.label if s.method else "", "reason": s.skip_reason_label} for s in skipped
+                {
+                    "method": s.method.label if s.method else "",
+                    "position": s.position,
+                    "skip_reason": s.skip_reason,
+                }
+                for s in skipped
             ],
-            "next_attempt": invoice.next_attempt_at.date().isoformat() if invoice.next_attempt_at else "",
-            "fix_url_path": "/payment-methods/",
+            # To the second: the stored context, shown in admin, holds no long runs of digits.
+            "next_attempt_at": invoice.next_attempt_at.replace(microsecond=0).isoformat()
+            if invoice.next_attempt_at
+            else "",
+            # The scheduled tries left, the last of which marks the invoice uncollectible.
+            "attempts_left": max(0, len(settings.BILLING_RETRY_DAYS) - invoice.retry_round + 1),
         },
     )
 
@@ -65,8 +72,5 @@ def account_suspended(*, invoice: Invoice) -> None:
         account=invoice.account,
         kind=SentEmail.Kind.ACCOUNT_SUSPENDED,
         event_key=f"account_suspended:{invoice.account_id}:{invoice.pk}",
-        context={
-            **_invoice_context(invoice),
-            "reason": _("invoice %(n)s could not be collected") % {"n": invoice.number},
-        },
+        context=_invoice_context(invoice),
     )

@@ -1,0 +1,97 @@
+"""A stored email (its kind and language-neutral context) rendered in the active language.
+
+The context is stored as JSON when the event happens; words, money and dates are made at send
+time, under each recipient group's language, by these conventions:
+
+- ``amount_minor`` with ``currency``  -> ``amount``, formatted with the currency's own rules;
+- ``position`` (1 is the primary)      -> ``position_label`` ("Primary", "Backup 1" …);
+- ``decline_code``                     -> ``reason`` in plain words;
+- ``skip_reason``                      -> ``reason`` in plain words;
+- ``…_on`` (ISO date), ``…_at`` (ISO date and time) -> date and datetime objects for ``|date``.
+
+They apply at every level of nesting (a list of failures, the fallback method …).
+"""
+
+import dataclasses
+import datetime
+import re
+
+from django.conf import settings
+from django.template import Context
+from django.template.loader import get_template
+
+from billing_console.money import format_money
+from invoices.models import PaymentAttempt
+from invoices.settlement.plan import position_label
+from invoices.timeline import decline_words
+
+from .models import SentEmail
+
+
+@dataclasses.dataclass(frozen=True)
+class RenderedEmail:
+    subject: str
+    text: str
+    html: str
+
+
+def _skip_words(code: str) -> str:
+    try:
+        return str(PaymentAttempt.SkipReason(code).label)
+    except ValueError:
+        return code.replace("_", " ")
+
+
+def localised(value):
+    """The stored context ready to render in the active language (see the module's conventions)."""
+    if isinstance(value, list):
+        return [localised(item) for item in value]
+    if not isinstance(value, dict):
+        return value
+    out = {key: localised(item) for key, item in value.items()}
+    for key, item in value.items():
+        if isinstance(item, str) and item:
+            if key.endswith("_on"):
+                out[key] = datetime.date.fromisoformat(item)
+            elif key.endswith("_at"):
+                out[key] = datetime.datetime.fromisoformat(item)
+    if value.get("amount_minor") is not None and value.get("currency"):
+        out["amount"] = format_money(value["amount_minor"], value["currency"])
+    if "position" in value:
+        out["position_label"] = position_label(value["position"])
+    if "decline_code" in value:
+        out["reason"] = decline_words(value["decline_code"])
+    if value.get("skip_reason"):
+        out["reason"] = _skip_words(value["skip_reason"])
+    return out
+
+
+def _render(name: str, context: dict, *, autoescape: bool) -> str:
+    # Subjects and plain text are not HTML: "Smith & Co" must not arrive as "Smith &amp; Co".
+    return get_template(name).template.render(Context(context, autoescape=autoescape))
+
+
+def _tidy(text: str) -> str:
+    """Plain text as a person would type it: no trailing spaces, at most one blank line in a row."""
+    text = "\n".join(line.rstrip() for line in text.strip().splitlines())
+    return re.sub(r"\n{3,}", "\n\n", text) + "\n"
+
+
+def render_email(*, kind: str, context: dict, account_name: str) -> RenderedEmail:
+    """Subject, plain text and HTML of an email of ``kind``, in the active language, from
+    templates/notifications/<kind>.subject.txt, .txt and .html."""
+    context = {
+        **localised(context),
+        "kind": kind,
+        "account_name": account_name,
+        "site_url": settings.SITE_URL,
+        # The footer says whether the member could turn this email off in Settings.
+        "optional": kind not in SentEmail.ALWAYS_SENT,
+    }
+    subject = _render(f"notifications/{kind}.subject.txt", context, autoescape=False)
+    return RenderedEmail(
+        # One line: a header cannot hold a newline.
+        subject=" ".join(subject.split()),
+        text=_tidy(_render(f"notifications/{kind}.txt", context, autoescape=False)),
+        html=_render(f"notifications/{kind}.html", context, autoescape=True),
+    )
