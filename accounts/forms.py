@@ -101,14 +101,13 @@ class PreferencesForm(forms.Form):
     )
 
     def __init__(self, *args, profile: Profile | None, membership: Membership, **kwargs):
-        kwargs.setdefault(
-            "initial",
-            {
-                "language": profile.language if profile else "",
-                "time_zone": profile.time_zone if profile else "",
-                "email_opt_out": membership.email_opt_out,
-            },
-        )
+        # FormView always passes an (empty) initial: the saved values must fill it, not be skipped.
+        kwargs["initial"] = {
+            "language": profile.language if profile else "",
+            "time_zone": profile.time_zone if profile else "",
+            "email_opt_out": membership.email_opt_out,
+            **(kwargs.get("initial") or {}),
+        }
         super().__init__(*args, **kwargs)
         self.membership = membership
 

@@ -1,11 +1,13 @@
 """Sign-in, the account switcher, the member's settings and the account's activity log."""
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import views as auth_views
 from django.core.paginator import Paginator
-from django.http import Http404
+from django.http import Http404, HttpResponseBadRequest
 from django.shortcuts import redirect
-from django.urls import reverse_lazy
+from django.urls import reverse, reverse_lazy
+from django.utils import translation
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
@@ -18,7 +20,7 @@ from payments.models import PaymentMethod
 
 from .forms import PreferencesForm, ThrottledAuthenticationForm
 from .middleware import SESSION_KEY
-from .models import AuditEvent, Profile
+from .models import Account, AuditEvent, Profile
 from .selectors import memberships_for_user, scoped
 
 
@@ -74,6 +76,57 @@ class SwitchAccountView(MemberPage, View):
         return redirect("dashboard")
 
 
+def _remember_language(response, language: str) -> None:
+    """The language cookie LocaleMiddleware reads, so signed-out pages keep the member's choice;
+    an empty choice removes it, and the browser's Accept-Language decides again."""
+    if not language:
+        response.delete_cookie(
+            settings.LANGUAGE_COOKIE_NAME,
+            path=settings.LANGUAGE_COOKIE_PATH,
+            domain=settings.LANGUAGE_COOKIE_DOMAIN,
+            samesite=settings.LANGUAGE_COOKIE_SAMESITE,
+        )
+        return
+    response.set_cookie(
+        settings.LANGUAGE_COOKIE_NAME,
+        language,
+        max_age=settings.LANGUAGE_COOKIE_AGE,
+        path=settings.LANGUAGE_COOKIE_PATH,
+        domain=settings.LANGUAGE_COOKIE_DOMAIN,
+        secure=settings.LANGUAGE_COOKIE_SECURE,
+        httponly=settings.LANGUAGE_COOKIE_HTTPONLY,
+        samesite=settings.LANGUAGE_COOKIE_SAMESITE,
+    )
+
+
+class LanguageView(View):
+    """The language menu (日本語 / English) in the top bar and on the sign-in pages.
+
+    Saved to the member's profile, which wins over the browser's language from then on, and to the
+    language cookie, so the signed-out pages speak it too. Works as a plain form, without JavaScript.
+    """
+
+    http_method_names = ["post"]
+
+    def post(self, request):
+        language = request.POST.get("language", "")
+        if language not in dict(settings.LANGUAGES):
+            return HttpResponseBadRequest("Unknown language.", content_type="text/plain")
+        if request.user.is_authenticated:
+            Profile.objects.update_or_create(user=request.user, defaults={"language": language})
+        next_url = request.POST.get("next", "")
+        if not url_has_allowed_host_and_scheme(
+            next_url, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+        ):
+            next_url = reverse("dashboard" if request.user.is_authenticated else "login")
+        response = redirect(next_url)
+        _remember_language(response, language)
+        with translation.override(language):
+            name = translation.get_language_info(language)["name_local"]
+            messages.success(request, _("The console is now in %(language)s.") % {"language": name})
+        return response
+
+
 class SettingsView(MemberPage, FormView):
     template_name = "accounts/settings.html"
     form_class = PreferencesForm
@@ -94,7 +147,8 @@ class SettingsView(MemberPage, FormView):
         response = super().form_valid(form)
         next_url = self.request.POST.get("next", "")
         if next_url and url_has_allowed_host_and_scheme(next_url, allowed_hosts={self.request.get_host()}):
-            return redirect(next_url)
+            response = redirect(next_url)
+        _remember_language(response, form.cleaned_data["language"])
         return response
 
 
@@ -107,6 +161,14 @@ def _order_text(order, labels) -> str:
         rank = _("Primary") if position == 1 else _("Backup %(n)s") % {"n": position - 1}
         parts.append(f"{rank}: {label}")
     return " · ".join(parts)
+
+
+def _status_label(choices, value) -> str:
+    """A stored status in the reader's language ("past_due" -> "Past due" / "支払期限超過")."""
+    try:
+        return str(choices(value).label)
+    except ValueError:
+        return str(value or "").replace("_", " ")
 
 
 def describe_event(event: AuditEvent, *, methods: dict, invoices: dict) -> str:
@@ -128,16 +190,16 @@ def describe_event(event: AuditEvent, *, methods: dict, invoices: dict) -> str:
         }
     if event.action == action.ACCOUNT_STATUS:
         return _("Account status %(before)s → %(after)s") % {
-            "before": str(before.get("status", "")).replace("_", " "),
-            "after": str(after.get("status", "")).replace("_", " "),
+            "before": _status_label(Account.Status, before.get("status")),
+            "after": _status_label(Account.Status, after.get("status")),
         }
     if event.object_type == "invoice":
         number = invoices.get(event.object_id) or after.get("number") or event.object_id
         if before.get("status") and after.get("status"):
             return _("Invoice %(number)s: %(before)s → %(after)s") % {
                 "number": number,
-                "before": str(before["status"]).replace("_", " "),
-                "after": str(after["status"]).replace("_", " "),
+                "before": _status_label(Invoice.Status, before["status"]),
+                "after": _status_label(Invoice.Status, after["status"]),
             }
         return _("Invoice %(number)s") % {"number": number}
     return ""

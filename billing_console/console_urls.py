@@ -24,6 +24,7 @@ urlpatterns = [
     ),
     path("switch-account/", accounts.SwitchAccountView.as_view(), name="switch_account"),
     path("settings/", accounts.SettingsView.as_view(), name="settings"),
+    path("language/", accounts.LanguageView.as_view(), name="language"),
     path("activity/", accounts.ActivityView.as_view(), name="activity"),
     # Payment methods and the charge order.
     path("payment-methods/", payments.PaymentMethodListView.as_view(), name="payment_methods"),

@@ -23,7 +23,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy
+from django.utils.translation import gettext_lazy, pgettext, pgettext_lazy
 
 from accounts.admin import (
     ReadOnlyAdminMixin,
@@ -223,7 +223,7 @@ def _staff_actions() -> dict[str, StaffAction]:
         ),
         "void": StaffAction(
             name="void",
-            title=_("Void"),
+            title=pgettext("admin action", "Void"),
             explanation=_(
                 "Each invoice below is voided: it will never be charged, and an audit event naming "
                 "you is recorded. An invoice with a payment in progress is left alone."
@@ -370,7 +370,7 @@ class InvoiceAdmin(admin.ModelAdmin):
 
     @admin.action(
         permissions=["change"],
-        description=gettext_lazy("Void"),
+        description=pgettext_lazy("admin action", "Void"),
         description_plural=gettext_lazy("Void the selected invoices"),
         location=BOTH_PAGES,
     )

@@ -2,7 +2,9 @@ import os
 import shutil
 
 import pytest
+from django.conf import settings
 from django.db import connections
+from django.utils import translation
 
 CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
 
@@ -35,6 +37,13 @@ def pytest_report_header(config):
     return f"database: {vendor}" + (
         "" if vendor == "postgresql" else " (PostgreSQL-only tests will be skipped)"
     )
+
+
+@pytest.fixture(autouse=True)
+def _language_reset():
+    # A request in Japanese must not leave the next test speaking Japanese.
+    yield
+    translation.activate(settings.LANGUAGE_CODE)
 
 
 @pytest.fixture(autouse=True)

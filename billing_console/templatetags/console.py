@@ -9,6 +9,7 @@ from django.utils.translation import pgettext
 
 from billing_console.money import format_money
 from invoices.settlement.plan import position_label
+from invoices.timeline import decline_words
 
 register = template.Library()
 
@@ -79,7 +80,7 @@ def method_problems(method, *, currency: str, today: datetime.date | None = None
             {
                 "level": "danger",
                 "text": _("Declined (%(reason)s): it will not be tried again until you update it.")
-                % {"reason": (method.blocked_reason or "hard decline").replace("_", " ")},
+                % {"reason": decline_words(method.blocked_reason)},
             }
         )
     expires = method.expires_on()
@@ -137,6 +138,18 @@ def method_title(method) -> str:
     if method.kind == "card":
         return method.brand or _("Card")
     return method.bank_name or method.get_kind_display()
+
+
+@register.filter
+def actor_name(label: str) -> str:
+    """Who made a change in the activity log, in the reader's language: the stored label is English
+    for the system's own actors ("settlement", "staff: sam"), a username for a member."""
+    if label in ("settlement", "system"):
+        return {"settlement": _("Automatic payment run"), "system": _("System")}[label]
+    for prefix, words in (("staff: ", _("Support (%(name)s)")), ("import: ", _("Import (%(name)s)"))):
+        if label.startswith(prefix):
+            return words % {"name": label.removeprefix(prefix)}
+    return label
 
 
 @register.simple_tag(takes_context=True)

@@ -17,7 +17,7 @@ import logging
 from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import Max
-from django.utils import timezone
+from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
 from accounts.models import Account, AuditEvent
@@ -176,6 +176,12 @@ def _call_gateway(attempt: PaymentAttempt, *, replay: bool = False) -> ChargeRes
     if not _outside_transactions():
         raise RuntimeError("A gateway call must never run inside a database transaction.")
     gateway = get_gateway(attempt.method.gateway)
+    # A processor answers in its own language; what we store is translated when shown.
+    with translation.override(settings.LANGUAGE_CODE):
+        return _charge_or_resolve(gateway, attempt, replay=replay)
+
+
+def _charge_or_resolve(gateway, attempt: PaymentAttempt, *, replay: bool) -> ChargeResult | None:
     try:
         if replay:
             found = gateway.lookup(idempotency_key=attempt.idempotency_key)
@@ -200,7 +206,7 @@ def _record(ctx: Context, attempt: PaymentAttempt, result: ChargeResult | None) 
     """Write the outcome of one call, fenced on the lease. Returns the attempt's new status."""
     now = timezone.now()
     if result is None:
-        status, fields = Status.UNKNOWN, {"message": _("The gateway did not answer in time.")}
+        status, fields = Status.UNKNOWN, {"message": "The gateway did not answer in time."}
     elif result.status == ChargeStatus.SUCCEEDED:
         status, fields = Status.SUCCEEDED, {"completed_at": now}
     elif result.status == ChargeStatus.PENDING:

@@ -31,6 +31,47 @@
     });
   });
 
+  // Messages shown after a form post (e.g. "Visa •••• 4242 is now Primary.") sit in a live region,
+  // but text present when a page loads is not read out: put it back once the page is up, so screen
+  // readers announce it, in the page's language, without the text ever leaving the screen.
+  window.setTimeout(function () {
+    document.querySelectorAll(".flash-stack[aria-live] .flash__text").forEach(function (text) {
+      var copy = text.cloneNode(true);
+      text.parentNode.replaceChild(copy, text);
+    });
+  }, 300);
+
+  // Keyboard users keep their place: after Move up / Move down / Make primary … reloads the page,
+  // focus returns to the same button of the same method (or the next one still enabled there).
+  var FOCUS_KEY = "console:order-focus";
+  document.querySelectorAll("#charge-order form, .onfile-list form").forEach(function (form) {
+    form.addEventListener("submit", function (event) {
+      var button = event.submitter;
+      var item = form.closest("[id^=method-]");
+      if (!button || !button.value || !item) return;
+      try {
+        window.sessionStorage.setItem(FOCUS_KEY, JSON.stringify({ item: item.id, action: button.value }));
+      } catch (e) { /* storage may be off; focus then starts at the top, as without JavaScript */ }
+    });
+  });
+  function restoreFocus() {
+    var saved;
+    try {
+      saved = JSON.parse(window.sessionStorage.getItem(FOCUS_KEY) || "null");
+      window.sessionStorage.removeItem(FOCUS_KEY);
+    } catch (e) { return; }
+    var item = saved && document.getElementById(saved.item);
+    if (!item) return;
+    var buttons = Array.prototype.slice.call(item.querySelectorAll("button"));
+    var same = buttons.filter(function (b) { return b.value === saved.action && !b.disabled; })[0];
+    var target = same || buttons.filter(function (b) { return !b.disabled; })[0];
+    // Never take the focus back from someone who has already moved on.
+    var untouched = !document.activeElement || document.activeElement === document.body;
+    if (target && untouched) target.focus();
+  }
+  // After the load, once the browser has scrolled to #method-…, which would otherwise take the focus.
+  window.addEventListener("load", function () { window.setTimeout(restoreFocus, 0); });
+
   // The charge order: drag and drop (mouse and touch), saved at once.
   var list = document.getElementById("charge-order");
   var status = document.getElementById("order-status");
@@ -107,7 +148,8 @@
         body: JSON.stringify({ order: after.map(Number) })
       }).then(function (response) {
         return response.json().catch(function () { return {}; }).then(function (data) {
-          if (!response.ok) throw new Error((data.errors || []).join(" ") || list.dataset.errorText || "Error");
+          // Words come from the server, in the member's language (data-error-text is rendered translated).
+          if (!response.ok) throw new Error((data.errors || []).join(" ") || list.dataset.errorText);
           return data;
         });
       }).then(function (data) {

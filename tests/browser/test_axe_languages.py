@@ -1,0 +1,114 @@
+"""axe-core on every console page, in English and in Japanese: no serious or critical violation.
+
+Pages a signed-out visitor sees (sign-in, password reset, not found) and every page of a signed-in
+owner, with a flash message and a form error on screen where a page can show one.
+"""
+
+import re
+
+import pytest
+from axe_playwright_python.sync_playwright import Axe
+from django.core.cache import cache
+from playwright.sync_api import expect
+
+from accounts.models import Membership, Profile
+from invoices.models import Invoice
+from tests.factories import AccountFactory, InvoiceFactory, MembershipFactory, UserFactory
+from tests.utils import GENERIC_DECLINE, SUCCEEDS, add_card
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+BLOCKING = ("serious", "critical")
+
+
+@pytest.fixture
+def owner():
+    cache.clear()
+    user = UserFactory(username="hanako", password="demo")
+    account = AccountFactory(name="Acme Robotics")
+    MembershipFactory(user=user, account=account, role=Membership.Role.OWNER)
+    declines = add_card(account, GENERIC_DECLINE, exp_month=8, exp_year=2031)
+    add_card(account, SUCCEEDS, exp_month=3, exp_year=2032)
+    add_card(account, "5555555555554444", in_order=False)
+    invoice = InvoiceFactory(account=account, number="INV-2026-0042", status=Invoice.Status.PAST_DUE)
+    return user, declines, invoice
+
+
+def check(page, where, language):
+    expect(page.locator("html")).to_have_attribute("lang", language)
+    results = Axe().run(page)
+    blocking = [v for v in results.response["violations"] if v.get("impact") in BLOCKING]
+    found = [(v["id"], [node["html"][:160] for node in v["nodes"]]) for v in blocking]
+    assert not blocking, (where, language, found)
+
+
+@pytest.mark.parametrize("language", ["en", "ja"])
+def test_every_page_has_no_serious_violation(browser, live_server, owner, language, screenshots):
+    user, declines, invoice = owner
+    Profile.objects.create(user=user, language=language)
+    context = browser.new_context(
+        locale={"en": "en-US", "ja": "ja-JP"}[language],
+        viewport={"width": 1280, "height": 900},
+        base_url=live_server.url,
+    )
+    page = context.new_page()
+    for path in ("/sign-in/", "/password-reset/", "/password-reset/sent/", "/no-such-page/"):
+        page.goto(path)
+        check(page, path, language)
+    # On a tall screen and on a phone, where the language menu no longer sits on the dark band.
+    for width, height in ((1280, 1600), (390, 844)):
+        page.set_viewport_size({"width": width, "height": height})
+        page.goto("/sign-in/")
+        check(page, f"/sign-in/ at {width}×{height}", language)
+    page.set_viewport_size({"width": 1280, "height": 900})
+    page.goto("/sign-in/")
+    page.locator("#id_username").fill("hanako")
+    page.locator("#id_password").fill("wrong")
+    page.locator("form.form button[type=submit]").click()
+    expect(page.locator(".form-errors")).to_be_visible()
+    check(page, "sign-in with an error", language)
+    page.locator("#id_password").fill("demo")
+    page.locator("form.form button[type=submit]").click()
+    expect(page).to_have_url(re.compile("/$"))
+
+    pages = [
+        "/",
+        "/payment-methods/",
+        "/payment-methods/add/card/",
+        "/payment-methods/add/sepa/",
+        "/payment-methods/add/bank/",
+        f"/payment-methods/{declines.pk}/expiry/",
+        f"/payment-methods/{declines.pk}/remove/",
+        "/invoices/",
+        "/invoices/?status=past_due",
+        f"/invoices/{invoice.pk}/",
+        "/activity/",
+        "/settings/",
+    ]
+    for path in pages:
+        page.goto(path)
+        check(page, path, language)
+        name = re.sub(r"[^a-z0-9]+", "-", path).strip("-") or "dashboard"
+        page.screenshot(path=screenshots / f"{language}-{name}.png", full_page=True)
+
+    # A form error, a flash message and the open member menu.
+    page.goto("/payment-methods/add/card/")
+    page.locator("#id_number").fill("4242 4242 4242 4241")
+    page.locator("form.form button[type=submit]").click()
+    expect(page.locator("#id_number_error")).to_be_visible()
+    check(page, "add card with an error", language)
+    page.goto("/payment-methods/")
+    page.locator(f"#method-{declines.pk} button[value=move_down]").click()
+    expect(page.locator(".flash--success")).to_be_visible()
+    page.locator(".member-menu summary").click()
+    check(page, "flash message and member menu", language)
+
+    # Phones: nothing scrolls sideways, the language menu included.
+    page.set_viewport_size({"width": 390, "height": 844})
+    for path in ("/", "/payment-methods/", "/invoices/", f"/invoices/{invoice.pk}/", "/settings/"):
+        page.goto(path)
+        width = page.evaluate("document.documentElement.scrollWidth")
+        assert width <= 390, f"{path} in {language} scrolls sideways on a phone ({width}px)"
+        check(page, f"{path} on a phone", language)
+    page.screenshot(path=screenshots / f"{language}-phone-settings.png", full_page=True)
+    context.close()
