@@ -247,7 +247,7 @@ if env.str("SECURE_PROXY_SSL_HEADER", default=""):
 REST_FRAMEWORK = {
     # Token first: its WWW-Authenticate header is what turns "no credentials" into a 401, not a 403.
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.TokenAuthentication",
+        "billing_console.api_auth.MemberTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],

@@ -66,3 +66,12 @@ def test_a_missing_object_in_japanese(client):
     response = client.get("/api/invoices/999999/", **JA)
     assert response.status_code == 404
     assert response.json()["detail"] == "見つかりませんでした。"
+
+
+def test_a_token_member_gets_their_saved_language_without_accept_language(client, membership):
+    from accounts.models import Profile
+
+    Profile.objects.create(user=membership.user, language="ja")
+    response = client.put("/api/charge-order/", {}, format="json")
+    assert response.status_code == 400
+    assert response.json()["errors"]["primary"] == ["この項目は必須です。"]
