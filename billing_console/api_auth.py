@@ -1,9 +1,8 @@
 """API authentication. Kept apart from api_common: DRF imports it while loading its own views."""
 
+from django.core.exceptions import ObjectDoesNotExist
 from django.utils import translation
 from rest_framework.authentication import TokenAuthentication
-
-from accounts.models import Profile
 
 
 class MemberTokenAuthentication(TokenAuthentication):
@@ -13,10 +12,21 @@ class MemberTokenAuthentication(TokenAuthentication):
     language is applied here; without one, Accept-Language decides as before.
     """
 
+    def authenticate_credentials(self, key):
+        model = self.get_model()
+        # The profile comes in the same query as the token and its user.
+        token = model.objects.select_related("user__profile").filter(key=key).first()
+        if token is None or not token.user.is_active:
+            return super().authenticate_credentials(key)  # raises DRF's own error
+        return token.user, token
+
     def authenticate(self, request):
         result = super().authenticate(request)
         if result is not None:
-            language = Profile.objects.filter(user=result[0]).values_list("language", flat=True).first()
+            try:
+                language = result[0].profile.language
+            except ObjectDoesNotExist:
+                language = ""
             if language:
                 translation.activate(language)
                 request._request.LANGUAGE_CODE = language
