@@ -23,7 +23,12 @@ $(BIN)/.installed: requirements.lock
 
 install: $(BIN)/.installed
 
-migrate: install
+# A development .env, so plain `manage.py …` works in this checkout; the environment still wins,
+# and production sets real values there instead.
+.env:
+	@printf '# Written by make run for development. Production sets real values in the environment.\nDEBUG=1\n' > $@
+
+migrate: install .env
 	DEBUG=1 $(BIN)/python manage.py migrate --noinput
 	DEBUG=1 $(BIN)/python manage.py migrate --noinput --database sandbox
 
