@@ -16,7 +16,7 @@ def _client_ip(request) -> str | None:
     return request.META.get("REMOTE_ADDR") or None
 
 
-def audit_record(
+def audit_event(
     *,
     account: Account,
     action: str,
@@ -27,10 +27,8 @@ def audit_record(
     after=None,
     request=None,
 ) -> AuditEvent:
-    """Write an audit event. Call it inside the transaction that makes the change it records."""
-    if not transaction.get_connection().in_atomic_block:
-        raise RuntimeError("audit_record must run in the transaction that makes the change")
-    return AuditEvent.objects.create(
+    """An unsaved audit event: ``audit_record`` saves one, a batch of changes bulk-creates many."""
+    return AuditEvent(
         account=account,
         actor=actor if actor is not None and actor.is_authenticated else None,
         actor_label=actor_label or actor_label_for(actor),
@@ -42,6 +40,16 @@ def audit_record(
         ip_address=_client_ip(request),
         user_agent=(request.META.get("HTTP_USER_AGENT", "")[:300] if request is not None else ""),
     )
+
+
+def audit_record(**fields) -> AuditEvent:
+    """Write an audit event (see ``audit_event`` for the fields). Call it inside the transaction
+    that makes the change it records."""
+    if not transaction.get_connection().in_atomic_block:
+        raise RuntimeError("audit_record must run in the transaction that makes the change")
+    event = audit_event(**fields)
+    event.save(force_insert=True)
+    return event
 
 
 def account_set_status(*, account: Account, status: str, actor_label: str, reason: str = "") -> bool:

@@ -1,6 +1,7 @@
 """Customer emails: recorded in the transaction that causes them, sent once, after commit, to each
 recipient in their own language."""
 
+import dataclasses
 import logging
 from collections.abc import Mapping
 
@@ -49,12 +50,17 @@ def request_channel(request) -> str:
     return "admin" if path.startswith("/admin/") else "console"
 
 
-def recipients_for(*, account: Account, kind: str, roles=BILLING_ROLES) -> dict[str, str]:
-    """``{address: language}`` for an email of ``kind``: the members in ``roles`` and, except for
-    security notices, the account's billing address. A member who opted out of optional emails gets
-    only security and failed-payment notices, also when their address is the billing address."""
+def _members_by_account(account_ids) -> dict[int, list[Membership]]:
+    members: dict[int, list[Membership]] = {}
+    for member in Membership.objects.filter(
+        account_id__in=set(account_ids), user__is_active=True
+    ).select_related("user__profile"):
+        members.setdefault(member.account_id, []).append(member)
+    return members
+
+
+def _recipients(*, account: Account, kind: str, members, roles) -> dict[str, str]:
     optional = kind not in SentEmail.ALWAYS_SENT
-    members = Membership.objects.filter(account=account, user__is_active=True).select_related("user__profile")
     languages, language_of, opted_out = {}, {}, set()
     for member in members:
         address = member.user.email
@@ -73,6 +79,25 @@ def recipients_for(*, account: Account, kind: str, roles=BILLING_ROLES) -> dict[
     return dict(sorted(languages.items()))
 
 
+def recipients_for(*, account: Account, kind: str, roles=BILLING_ROLES) -> dict[str, str]:
+    """``{address: language}`` for an email of ``kind``: the members in ``roles`` and, except for
+    security notices, the account's billing address. A member who opted out of optional emails gets
+    only security and failed-payment notices, also when their address is the billing address."""
+    members = _members_by_account([account.pk]).get(account.pk, [])
+    return _recipients(account=account, kind=kind, members=members, roles=roles)
+
+
+@dataclasses.dataclass(frozen=True)
+class Notification:
+    """One event's email, to be queued: see ``notification_queue``."""
+
+    account: Account
+    kind: str
+    event_key: str
+    context: dict
+    recipients: Mapping[str, str] | None = None
+
+
 def notification_queue(
     *,
     account: Account,
@@ -87,24 +112,66 @@ def notification_queue(
     stored as JSON and rendered later, in each recipient's language (see ``rendering.localised``).
     The event key is unique: queuing the same event again (a re-run, a retry) sends nothing.
     """
-    if recipients is None:
-        recipients = recipients_for(account=account, kind=kind)
-    if not recipients:
-        return None
-    try:
-        with transaction.atomic():
-            email = SentEmail.objects.create(
-                account=account,
-                kind=kind,
-                event_key=event_key,
+    notification = Notification(
+        account=account, kind=kind, event_key=event_key, context=context, recipients=recipients
+    )
+    queued = notification_queue_many([notification])
+    return queued[0] if queued else None
+
+
+def notification_queue_many(notifications: list[Notification]) -> list[SentEmail]:
+    """``notification_queue`` for many events at once, in a constant number of queries: the
+    emails are sent together when the current transaction commits. Returns those queued."""
+    if not notifications:
+        return []
+    members = _members_by_account(n.account.pk for n in notifications if n.recipients is None)
+    known = set(
+        SentEmail.objects.filter(event_key__in=[n.event_key for n in notifications]).values_list(
+            "event_key", flat=True
+        )
+    )
+    emails = []
+    for n in notifications:
+        recipients = n.recipients
+        if recipients is None:
+            recipients = _recipients(
+                account=n.account, kind=n.kind, members=members.get(n.account.pk, []), roles=BILLING_ROLES
+            )
+        if not recipients or n.event_key in known:
+            continue
+        known.add(n.event_key)
+        emails.append(
+            SentEmail(
+                account=n.account,
+                kind=n.kind,
+                event_key=n.event_key,
                 recipients=sorted(recipients),
                 languages={address: email_language(lang) for address, lang in recipients.items()},
-                context=context,
+                context=n.context,
             )
+        )
+    if not emails:
+        return []
+    try:
+        with transaction.atomic():
+            SentEmail.objects.bulk_create(emails)
     except IntegrityError:
-        return None
-    transaction.on_commit(lambda: notification_deliver(email_id=email.pk))
-    return email
+        # Another process queued one of these events meanwhile: queue the rest one by one.
+        emails = [email for email in emails if _create_unless_queued(email)]
+    ids = [email.pk for email in emails]
+    if ids:
+        transaction.on_commit(lambda: notification_deliver_many(email_ids=ids))
+    return emails
+
+
+def _create_unless_queued(email: SentEmail) -> bool:
+    try:
+        with transaction.atomic():
+            email.save(force_insert=True)
+    except IntegrityError:
+        email.pk = None
+        return False
+    return True
 
 
 def language_groups(email: SentEmail) -> dict[str, list[str]]:
@@ -120,33 +187,48 @@ def notification_deliver(*, email_id: int) -> bool:
 
     Claimed before sending, so two deliverers never both send it.
     """
-    claimed = SentEmail.objects.filter(pk=email_id, status=SentEmail.Status.QUEUED).update(
-        status=SentEmail.Status.SENT, sent_at=timezone.now()
-    )
-    if not claimed:
-        return False
+    return notification_deliver_many(email_ids=[email_id]) == 1
+
+
+def notification_deliver_many(*, email_ids) -> int:
+    """Send the queued emails among ``email_ids`` (see ``notification_deliver``), claiming them
+    together; returns how many were sent."""
+    with transaction.atomic():
+        emails = list(
+            SentEmail.objects.select_for_update(skip_locked=True, of=("self",))
+            .filter(pk__in=list(email_ids), status=SentEmail.Status.QUEUED)
+            .select_related("account")
+            .order_by("pk")
+        )
+        if not emails:
+            return 0
+        now = timezone.now()
+        SentEmail.objects.filter(pk__in=[email.pk for email in emails]).update(
+            status=SentEmail.Status.SENT, sent_at=now
+        )
     # Imported here: rendering uses the settlement's labels, and the settlement imports this module.
     from .rendering import render_email
 
-    email = SentEmail.objects.select_related("account").get(pk=email_id)
-    subject, sent_to = "", []
-    try:
-        for language, addresses in language_groups(email).items():
-            with translation.override(language):
-                rendered = render_email(
-                    kind=email.kind, context=email.context, account_name=email.account.name
-                )
-            message = EmailMultiAlternatives(subject=rendered.subject, body=rendered.text, to=addresses)
-            message.attach_alternative(rendered.html, "text/html")
-            message.send()
-            subject = subject or rendered.subject
-            sent_to.append(language)
-    except Exception as exc:
-        logger.exception("Sending email %s (%s) failed", email.pk, email.kind)
-        error = f"sent in {', '.join(sent_to)}; then: {exc}" if sent_to else str(exc)
-        SentEmail.objects.filter(pk=email.pk).update(
-            status=SentEmail.Status.FAILED, error=error[:300], subject=subject[:300]
-        )
-        return False
-    SentEmail.objects.filter(pk=email.pk).update(subject=subject[:300])
-    return True
+    sent = []
+    for email in emails:
+        email.status, email.sent_at, email.subject, email.error = SentEmail.Status.SENT, now, "", ""
+        sent_to = []
+        try:
+            for language, addresses in language_groups(email).items():
+                with translation.override(language):
+                    rendered = render_email(
+                        kind=email.kind, context=email.context, account_name=email.account.name
+                    )
+                message = EmailMultiAlternatives(subject=rendered.subject, body=rendered.text, to=addresses)
+                message.attach_alternative(rendered.html, "text/html")
+                message.send()
+                email.subject = email.subject or rendered.subject[:300]
+                sent_to.append(language)
+        except Exception as exc:
+            logger.exception("Sending email %s (%s) failed", email.pk, email.kind)
+            error = f"sent in {', '.join(sent_to)}; then: {exc}" if sent_to else str(exc)
+            email.status, email.error = SentEmail.Status.FAILED, error[:300]
+        else:
+            sent.append(email)
+    SentEmail.objects.bulk_update(emails, ["status", "error", "subject"])
+    return len(sent)

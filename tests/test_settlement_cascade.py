@@ -180,15 +180,15 @@ def test_method_removed_after_the_claim_is_skipped_not_charged(account, monkeypa
     invoice = InvoiceFactory(account=account)
     from invoices.settlement import cascade
 
-    real_record = cascade._record
+    real_call = cascade._call_gateway
 
-    def record_then_customer_removes_backup(ctx, attempt, result):
-        status = real_record(ctx, attempt, result)
+    def call_then_customer_removes_backup(attempt, replay=False):
+        result = real_call(attempt, replay=replay)
         if attempt.method_id == first.pk:
             PaymentMethod.objects.filter(pk=second.pk).update(status="removed", removed_at=timezone.now())
-        return status
+        return result
 
-    monkeypatch.setattr(cascade, "_record", record_then_customer_removes_backup)
+    monkeypatch.setattr(cascade, "_call_gateway", call_then_customer_removes_backup)
     settle()
 
     invoice.refresh_from_db()

@@ -1,4 +1,4 @@
-"""Settling one claimed invoice: resolve what is unresolved, then charge down the charge order.
+"""Settling claimed invoices: resolve what is unresolved, then charge down the charge order.
 
 The rules that keep every invoice charged at most once:
 - an attempt row (status ``started``, deterministic idempotency key) commits before the gateway
@@ -8,21 +8,34 @@ The rules that keep every invoice charged at most once:
 - an attempt whose outcome is unknown is resolved by asking the gateway, or by repeating the
   call with the same key (which the gateway answers without charging twice), never with a new key;
 - while any attempt is unresolved nothing else is charged for that invoice.
+
+How it goes fast: an ``Engine`` settles many claimed invoices together. Each *step* is one
+transaction for every invoice that can move: it records the replies that came back, starts the
+next attempts and writes final outcomes, all with bulk reads and writes. Between steps the
+gateway calls run, outside any transaction: one after another, or up to ``concurrency`` at once
+on a pool of threads. One payment method is never charged twice at the same time, so a card
+declined as lost is blocked before another invoice of the same account tries it.
 """
 
+import copy
 import dataclasses
 import datetime
 import logging
+import queue
+import threading
+from collections import defaultdict
+from collections.abc import Callable
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import connection, connections, transaction
 from django.db.models import Max
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
 from accounts.models import Account, AuditEvent
-from accounts.services import account_set_status, audit_record
+from accounts.services import account_set_status, audit_event
 from invoices.models import Invoice, PaymentAttempt, SettlementRun
+from notifications.services import notification_queue_many
 from payments import declines
 from payments.gateways import get_gateway
 from payments.gateways.base import ChargeResult, ChargeStatus, GatewayUnavailable
@@ -30,11 +43,27 @@ from payments.models import PaymentMethod
 
 from . import emails
 from .outcomes import InvoiceResult, Outcome
-from .plan import PlanStep, build_plan, position_label
+from .plan import PlanStep, build_plan, charge_orders, position_label, recent_attempt_counts
 
 logger = logging.getLogger("invoices.settlement")
 Status = PaymentAttempt.Status
 SETTLEMENT_ACTOR = "settlement"
+NO_REPLY = object()  # an item with no gateway reply waiting to be recorded
+INVOICE_FIELDS = [
+    "status",
+    "paid_at",
+    "paid_by_attempt",
+    "paid_by_method",
+    "paid_by_backup",
+    "next_attempt_at",
+    "first_failed_at",
+    "retry_round",
+    "lease_token",
+    "lease_owner",
+    "lease_expires_at",
+    "updated_at",
+]
+ATTEMPT_FIELDS = ["status", "completed_at", "decline_code", "decline_class", "message", "gateway_reference"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -44,130 +73,101 @@ class Lease:
 
 
 @dataclasses.dataclass
-class Context:
+class Item:
+    """One claimed invoice on its way through the cascade."""
+
     invoice: Invoice
     lease: Lease
-    as_of: datetime.datetime
-    trigger: str = PaymentAttempt.Trigger.SCHEDULE
-    actor: object = None
-    run: SettlementRun | None = None
-    failed: list = dataclasses.field(default_factory=list)  # attempts declined in this cascade
+    order: list[tuple[int | None, PaymentMethod]]  # the charge order (or the one chosen method)
+    plan: list[PlanStep]  # steps not taken yet
+    replays: list[PaymentAttempt]  # unresolved attempts still to resolve, oldest first
+    next_sequence: int
+    planned: bool = False  # replays done and the plan trimmed to what is left
+    resume_after: int = 0  # the rank of the last unresolved attempt that turned out declined
+    skips: list[PlanStep] = dataclasses.field(default_factory=list)  # taken, not yet written
+    failed: list[PaymentAttempt] = dataclasses.field(default_factory=list)  # declined in this cascade
+    attempt: PaymentAttempt | None = None  # the call to make, or in flight
+    replay: bool = False  # ``attempt`` is an unresolved one being resolved
+    reply: object = NO_REPLY  # what the gateway answered: a ChargeResult, or None for no answer
+    error: Exception | None = None  # the call raised
+    attempts: int = 0
+    skipped: int = 0
+    touched: bool = False  # a call was made for it in this run
+    result: InvoiceResult | None = None
 
-    @property
-    def scheduled(self) -> bool:
-        return self.trigger == PaymentAttempt.Trigger.SCHEDULE
+    def wanted_method(self) -> int | None:
+        """The method the next call would use (None: no call is next, or the reply is in)."""
+        if self.reply is not NO_REPLY or self.error is not None:
+            return None
+        if self.replays:
+            return self.replays[0].method_id
+        for step in self.plan:
+            if not step.skip_reason and (step.position or 0) > self.resume_after:
+                return step.method.pk
+        return None
 
-    @property
-    def actor_label(self) -> str:
-        if self.actor is None:
-            return SETTLEMENT_ACTOR
-        return ("staff: " if self.actor.is_staff else "") + self.actor.get_username()
+    def snapshot(self) -> "Item":
+        return dataclasses.replace(
+            self,
+            plan=list(self.plan),
+            replays=list(self.replays),
+            skips=list(self.skips),
+            failed=list(self.failed),
+            attempt=copy.copy(self.attempt),
+        )
+
+    def restore(self, snapshot: "Item") -> None:
+        self.__dict__.update(snapshot.__dict__)
 
 
-class LeaseLost(Exception):
-    pass
+def items_prepare(
+    invoices: list[Invoice],
+    *,
+    lease: Lease,
+    as_of: datetime.datetime,
+    order: list[tuple[int | None, PaymentMethod]] | None = None,
+) -> list[Item]:
+    """Items for invoices claimed under ``lease``, with what each needs read in a few queries:
+    the charge orders (or ``order`` for every invoice), recent charges per method, unresolved
+    attempts and the last attempt numbers."""
+    if not invoices:
+        return []
+    ids = [invoice.pk for invoice in invoices]
+    orders = None if order is not None else charge_orders(account_ids=[i.account_id for i in invoices])
+    method_ids = {m.pk for o in ([order] if order is not None else orders.values()) for _p, m in o}
+    counts = recent_attempt_counts(method_ids=method_ids, as_of=as_of)
+    unresolved = defaultdict(list)
+    for attempt in (
+        PaymentAttempt.objects.filter(invoice_id__in=ids, status__in=PaymentAttempt.UNRESOLVED)
+        .select_related("method")
+        .order_by("invoice_id", "sequence")
+    ):
+        unresolved[attempt.invoice_id].append(attempt)
+    last = dict(
+        PaymentAttempt.objects.filter(invoice_id__in=ids)
+        .values("invoice_id")
+        .annotate(n=Max("sequence"))
+        .values_list("invoice_id", "n")
+    )
+    items = []
+    for invoice in invoices:
+        own_order = order if order is not None else orders.get(invoice.account_id, [])
+        items.append(
+            Item(
+                invoice=invoice,
+                lease=lease,
+                order=own_order,
+                plan=build_plan(invoice=invoice, order=own_order, as_of=as_of, recent_counts=counts),
+                replays=unresolved.get(invoice.pk, []),
+                next_sequence=last.get(invoice.pk, 0) + 1,
+            )
+        )
+    return items
 
 
 def _outside_transactions() -> bool:
     # Tests wrap everything in atomic blocks of their own; those don't count.
     return not any(not getattr(block, "_from_testcase", False) for block in connection.atomic_blocks)
-
-
-def _later_than_run(ctx: Context, when: datetime.datetime) -> datetime.datetime:
-    """A reschedule is always after this run's as-of, so one run never picks an invoice twice."""
-    return max(when, ctx.as_of + datetime.timedelta(microseconds=1))
-
-
-def _fence(ctx: Context) -> Invoice:
-    """Lock the invoice if, and only if, this worker still holds its lease."""
-    invoice = (
-        Invoice.objects.select_for_update()
-        .select_related("account")
-        .filter(pk=ctx.invoice.pk, lease_token=ctx.lease.token)
-        .first()
-    )
-    if invoice is None:
-        raise LeaseLost(ctx.invoice.number)
-    ctx.invoice = invoice
-    return invoice
-
-
-def _release(invoice: Invoice) -> list[str]:
-    invoice.lease_token, invoice.lease_owner, invoice.lease_expires_at = "", "", None
-    return ["lease_token", "lease_owner", "lease_expires_at"]
-
-
-def _next_sequence(invoice: Invoice) -> int:
-    return (invoice.attempts.aggregate(n=Max("sequence"))["n"] or 0) + 1
-
-
-def _skip_rows(ctx: Context, skips: list[PlanStep], first_sequence: int) -> list[PaymentAttempt]:
-    return [
-        PaymentAttempt(
-            invoice=ctx.invoice,
-            sequence=first_sequence + i,
-            method=step.method,
-            position=step.position,
-            retry_round=ctx.invoice.retry_round,
-            amount_minor=ctx.invoice.amount_minor,
-            currency=ctx.invoice.currency,
-            status=Status.SKIPPED,
-            skip_reason=step.skip_reason,
-            trigger=ctx.trigger,
-            initiated_by=ctx.actor,
-            run=ctx.run,
-            completed_at=timezone.now(),
-        )
-        for i, step in enumerate(skips)
-    ]
-
-
-def _write_skips(ctx: Context, skips: list[PlanStep]) -> int:
-    """Record skipped methods (in the caller's fenced transaction)."""
-    if skips:
-        PaymentAttempt.objects.bulk_create(_skip_rows(ctx, skips, _next_sequence(ctx.invoice)))
-    return len(skips)
-
-
-def _start_attempt(ctx: Context, step: PlanStep, skips: list[PlanStep]) -> PaymentAttempt | None:
-    """Commit the skips so far and a ``started`` attempt for ``step``. None if the method can no
-    longer be charged (removed or blocked since the claim): it is recorded as a skip instead."""
-    with transaction.atomic():
-        invoice = _fence(ctx)
-        method = PaymentMethod.objects.get(pk=step.method.pk)
-        late_reason = ""
-        if not method.is_active:
-            late_reason = PaymentAttempt.SkipReason.REMOVED
-        elif method.blocked_at is not None:
-            late_reason = PaymentAttempt.SkipReason.BLOCKED
-        if late_reason:
-            skips.append(dataclasses.replace(step, method=method, skip_reason=late_reason))
-            return None
-        sequence = _next_sequence(invoice)
-        if skips:
-            PaymentAttempt.objects.bulk_create(_skip_rows(ctx, skips, sequence))
-            sequence += len(skips)
-            skips.clear()
-        attempt = PaymentAttempt.objects.create(
-            invoice=invoice,
-            sequence=sequence,
-            method=method,
-            position=step.position,
-            retry_round=invoice.retry_round,
-            amount_minor=invoice.amount_minor,
-            currency=invoice.currency,
-            status=Status.STARTED,
-            idempotency_key=f"settle-{invoice.pk}-{sequence}",
-            trigger=ctx.trigger,
-            initiated_by=ctx.actor,
-            run=ctx.run,
-        )
-        # Heartbeat: a worker that is making progress keeps its lease.
-        Invoice.objects.filter(pk=invoice.pk).update(
-            lease_expires_at=timezone.now() + datetime.timedelta(seconds=settings.BILLING_LEASE_SECONDS)
-        )
-    attempt.method = method
-    return attempt
 
 
 def _call_gateway(attempt: PaymentAttempt, *, replay: bool = False) -> ChargeResult | None:
@@ -202,241 +202,558 @@ def _charge_or_resolve(gateway, attempt: PaymentAttempt, *, replay: bool) -> Cha
         return None
 
 
-def _record(ctx: Context, attempt: PaymentAttempt, result: ChargeResult | None) -> str:
-    """Write the outcome of one call, fenced on the lease. Returns the attempt's new status."""
-    now = timezone.now()
-    if result is None:
-        status, fields = Status.UNKNOWN, {"message": "The gateway did not answer in time."}
-    elif result.status == ChargeStatus.SUCCEEDED:
-        status, fields = Status.SUCCEEDED, {"completed_at": now}
-    elif result.status == ChargeStatus.PENDING:
-        status, fields = Status.PENDING, {}
-    else:
-        status = Status.FAILED
-        fields = {
-            "completed_at": now,
-            "decline_code": result.decline_code,
-            "decline_class": declines.decline_class(result.decline_code),
-            "message": result.message[:300],
-        }
-    if result is not None:
-        fields["gateway_reference"] = result.reference
-    with transaction.atomic():
-        invoice = _fence(ctx)
-        PaymentAttempt.objects.filter(pk=attempt.pk).update(status=status, **fields)
-        for name, value in fields.items():
-            setattr(attempt, name, value)
-        attempt.status = status
-        if status == Status.FAILED:
-            ctx.failed.append(attempt)
-            if attempt.decline_class == declines.HARD:
+def _call(item: Item) -> Item:
+    try:
+        item.reply = _call_gateway(item.attempt, replay=item.replay)
+    except Exception as exc:  # a bug or a broken gateway: this invoice errors, the others go on
+        item.error = exc
+    return item
+
+
+class _CallPool:
+    """Up to ``size`` gateway calls at once, on threads started as needed; each thread closes its
+    database connections when the pool shuts down."""
+
+    def __init__(self, size: int, replies: queue.SimpleQueue):
+        self.size, self.replies = size, replies
+        self.tasks: queue.SimpleQueue = queue.SimpleQueue()
+        self.threads: list[threading.Thread] = []
+
+    def submit(self, item: Item) -> None:
+        if len(self.threads) < self.size:
+            thread = threading.Thread(target=self._work, name=f"gateway-{len(self.threads)}", daemon=True)
+            self.threads.append(thread)
+            thread.start()
+        self.tasks.put(item)
+
+    def _work(self) -> None:
+        try:
+            while (item := self.tasks.get()) is not None:
+                self.replies.put(_call(item))
+        finally:
+            connections.close_all()
+
+    def shutdown(self) -> None:
+        for _thread in self.threads:
+            self.tasks.put(None)
+        for thread in self.threads:
+            thread.join()
+
+
+@dataclasses.dataclass
+class _Step:
+    """What one transaction writes, gathered while the items in it move."""
+
+    now: datetime.datetime
+    busy: set[int]  # methods with a call in flight or started in this step
+    attempt_updates: list[PaymentAttempt] = dataclasses.field(default_factory=list)
+    blocks: list[PaymentAttempt] = dataclasses.field(default_factory=list)
+    new_attempts: list[PaymentAttempt] = dataclasses.field(default_factory=list)
+    invoices: dict[int, Invoice] = dataclasses.field(default_factory=dict)  # to write back
+    heartbeat: list[int] = dataclasses.field(default_factory=list)
+    audits: list[AuditEvent] = dataclasses.field(default_factory=list)
+    notifications: list = dataclasses.field(default_factory=list)
+    account_changes: dict[int, list[tuple[Outcome, Item]]] = dataclasses.field(
+        default_factory=lambda: defaultdict(list)
+    )
+    methods: dict[int, PaymentMethod] = dataclasses.field(default_factory=dict)
+    calls: list[Item] = dataclasses.field(default_factory=list)
+
+
+class Engine:
+    def __init__(
+        self,
+        *,
+        as_of: datetime.datetime,
+        run: SettlementRun | None = None,
+        trigger: str = PaymentAttempt.Trigger.SCHEDULE,
+        actor=None,
+        concurrency: int = 1,
+        stop: threading.Event | None = None,
+        on_result: Callable[[InvoiceResult], None] = lambda result: None,
+    ):
+        self.as_of, self.run, self.trigger, self.actor = as_of, run, trigger, actor
+        self.concurrency = max(1, concurrency)
+        self.stop = stop or threading.Event()
+        self.on_result = on_result
+        self.today = timezone.localdate(as_of)
+
+    @property
+    def scheduled(self) -> bool:
+        return self.trigger == PaymentAttempt.Trigger.SCHEDULE
+
+    @property
+    def actor_label(self) -> str:
+        if self.actor is None:
+            return SETTLEMENT_ACTOR
+        return ("staff: " if self.actor.is_staff else "") + self.actor.get_username()
+
+    # The loop ----------------------------------------------------------------------------------
+
+    def settle(
+        self,
+        items: list[Item] | None = None,
+        *,
+        more: Callable[[], list[Item]] | None = None,
+        give_back: Callable[[list[Item]], None] = lambda items: None,
+        window: int = 1,
+        max_pending: int = 1000,
+    ) -> None:
+        """Settle ``items``, and those ``more`` claims while fewer than ``window`` invoices could
+        be charged now (and fewer than ``max_pending`` are held); until everything is settled, or
+        ``stop`` is set: then what was not started is handed to ``give_back``, and what was
+        started is finished. Each outcome goes to ``on_result``."""
+        pending = list(items or [])
+        busy: set[int] = set()  # methods with a call in flight
+        inflight = 0
+        replies: queue.SimpleQueue = queue.SimpleQueue()
+        pool = _CallPool(self.concurrency, replies) if self.concurrency > 1 else None
+        try:
+            while True:
+                if self.stop.is_set():
+                    more = None
+                    untouched = [
+                        i for i in pending if not i.touched and i.reply is NO_REPLY and i.error is None
+                    ]
+                    if untouched:
+                        give_back(untouched)
+                        pending = [i for i in pending if i.touched or i.reply is not NO_REPLY or i.error]
+                elif (
+                    more is not None
+                    and len(pending) + inflight < max_pending
+                    and len(self._ready(pending, busy)) + inflight < window
+                ):
+                    claimed = more()
+                    if not claimed:
+                        more = None
+                    pending += claimed
+                    continue
+                ready = self._ready(pending, busy)
+                if inflight:
+                    replied = self._replies(replies, wait=not ready)
+                    for item in replied:
+                        inflight -= 1
+                        busy.discard(item.attempt.method_id)
+                        pending.append(item)
+                    if replied:
+                        continue  # look again, with the replies in
+                if not ready:
+                    if not pending and not inflight and more is None:
+                        return
+                    continue
+                chosen = {id(item) for item in ready}
+                pending = [item for item in pending if id(item) not in chosen]
+                for item in self._step(ready, busy):
+                    if pool is None:
+                        pending.append(_call(item))
+                    else:
+                        busy.add(item.attempt.method_id)
+                        pool.submit(item)
+                        inflight += 1
+                for item in ready:
+                    if item.result is not None:
+                        self.on_result(item.result)
+                    elif item.attempt is None:
+                        pending.append(item)  # waits for a method another invoice is using
+        finally:
+            if pool is not None:
+                pool.shutdown()
+
+    @staticmethod
+    def _replies(replies: queue.SimpleQueue, *, wait: bool) -> list[Item]:
+        """The replies in; if ``wait``, after waiting a moment for the first."""
+        replied = []
+        try:
+            if wait:
+                replied.append(replies.get(timeout=0.2))
+            while True:
+                replied.append(replies.get_nowait())
+        except queue.Empty:
+            return replied
+
+    def _ready(self, pending: list[Item], busy: set[int]) -> list[Item]:
+        """Items that can move now: those with a reply in, and at most one per free method."""
+        ready, chosen = [], set()
+        for item in pending:
+            method_id = item.wanted_method()
+            if method_id is None:
+                ready.append(item)
+            elif method_id not in busy and method_id not in chosen:
+                chosen.add(method_id)
+                ready.append(item)
+        return ready
+
+    # One step: one transaction ----------------------------------------------------------------
+
+    def _step(self, items: list[Item], busy: set[int]) -> list[Item]:
+        """Move ``items`` as far as they go without a gateway call, in one transaction; returns
+        those with a call to make. If the transaction fails, each item is retried alone, so one
+        bad invoice never holds up the others."""
+        snapshots = [item.snapshot() for item in items]
+        try:
+            return self._step_in_transaction(items, busy)
+        except Exception as exc:
+            for item, snapshot in zip(items, snapshots, strict=True):
+                item.restore(snapshot)
+            if len(items) == 1:
+                item = items[0]
+                # Its lease lapses and a later run retries; whatever is unresolved is reconciled.
+                logger.exception("Settling invoice %s failed", item.invoice.number)
+                item.attempt = None
+                item.result = self._result(item, Outcome.ERROR, message=str(exc)[:200])
+                return []
+            return [call for item in items for call in self._step([item], busy)]
+
+    def _step_in_transaction(self, items: list[Item], busy: set[int]) -> list[Item]:
+        step = _Step(now=timezone.now(), busy=set(busy))
+        with transaction.atomic():
+            held = self._fence(items)
+            # Replies first: a hard decline blocks its method before anything else is started.
+            for item in held:
+                if item.error is not None:
+                    raise item.error
+                if item.reply is not NO_REPLY:
+                    self._record(item, step)
+            if step.attempt_updates:
+                PaymentAttempt.objects.bulk_update(step.attempt_updates, ATTEMPT_FIELDS)
+            for attempt in step.blocks:
                 PaymentMethod.objects.filter(pk=attempt.method_id, blocked_at__isnull=True).update(
-                    blocked_at=now, blocked_reason=attempt.decline_code
+                    blocked_at=step.now, blocked_reason=attempt.decline_code
                 )
-        elif status == Status.SUCCEEDED:
-            _mark_paid(ctx, invoice, attempt)
+            # Fresh rows of the methods the invoices still going may start: one removed or blocked
+            # since the claim is skipped, not charged.
+            wanted = {
+                s.method.pk for item in held if item.result is None for s in item.plan if not s.skip_reason
+            }
+            step.methods = PaymentMethod.objects.in_bulk(wanted) if wanted else {}
+            # Invoices already on their way go first, then new ones.
+            for item in sorted(held, key=lambda item: not item.touched):
+                if item.result is None:
+                    self._advance(item, step)
+            self._write(step)
+        return step.calls
+
+    def _fence(self, items: list[Item]) -> list[Item]:
+        """Lock the items' invoices; those whose lease this worker lost end here, unchanged."""
+        locked = {
+            invoice.pk: invoice
+            for invoice in Invoice.objects.select_for_update(of=("self",))
+            .select_related("account")
+            .filter(pk__in=[item.invoice.pk for item in items])
+            .order_by("pk")
+        }
+        held = []
+        for item in items:
+            invoice = locked.get(item.invoice.pk)
+            if invoice is None or invoice.lease_token != item.lease.token:
+                logger.warning("Lease on invoice %s was lost; another worker took over.", item.invoice.number)
+                item.attempt, item.reply, item.error = None, NO_REPLY, None
+                item.result = self._result(item, Outcome.LEASE_LOST)
+                continue
+            item.invoice = invoice
+            held.append(item)
+        return held
+
+    def _record(self, item: Item, step: _Step) -> None:
+        """Take in the gateway's reply for the item's attempt."""
+        attempt, result = item.attempt, item.reply
+        item.reply = NO_REPLY
+        if result is None:
+            attempt.status, attempt.message = Status.UNKNOWN, "The gateway did not answer in time."
+        elif result.status == ChargeStatus.SUCCEEDED:
+            attempt.status, attempt.completed_at = Status.SUCCEEDED, step.now
+        elif result.status == ChargeStatus.PENDING:
+            attempt.status = Status.PENDING
+        else:
+            attempt.status, attempt.completed_at = Status.FAILED, step.now
+            attempt.decline_code = result.decline_code
+            attempt.decline_class = declines.decline_class(result.decline_code)
+            attempt.message = result.message[:300]
+            if attempt.decline_class == declines.HARD:
+                step.blocks.append(attempt)
+        if result is not None:
+            attempt.gateway_reference = result.reference
+        step.attempt_updates.append(attempt)
+        item.attempt = None
+        if attempt.status == Status.SUCCEEDED:
+            self._paid(item, attempt, step)
+        elif attempt.status == Status.FAILED:
+            item.failed.append(attempt)
+            if item.replay:
+                item.resume_after = attempt.position or 0
         else:
             # Pending or unknown: let go, so the next run (any worker) resolves it first.
-            invoice.next_attempt_at = _later_than_run(ctx, now)
-            invoice.save(update_fields=["next_attempt_at", "updated_at", *_release(invoice)])
-    return status
+            item.invoice.next_attempt_at = self._later_than_run(step.now)
+            self._release(item, step)
+            item.result = self._stopped_result(item, attempt.status)
 
+    def _advance(self, item: Item, step: _Step) -> None:
+        """Take the item's next steps: skips, then a call to make, or its final outcome."""
+        while True:
+            if item.replays:
+                attempt = item.replays[0]
+                if attempt.method_id in step.busy:
+                    return  # waits for the method
+                item.replays.pop(0)
+                self._make_call(item, attempt, step, replay=True)
+                return
+            if not item.planned:
+                item.planned = True
+                if self.scheduled and item.invoice.due_on > self.today:
+                    self._release(item, step)  # claimed only to reconcile
+                    item.result = self._result(item, Outcome.NOT_DUE)
+                    return
+                if item.resume_after:
+                    item.plan = [s for s in item.plan if (s.position or 0) > item.resume_after]
+            if not item.plan:
+                self._all_failed(item, step)
+                return
+            plan_step = item.plan[0]
+            if not plan_step.skip_reason:
+                if plan_step.method.pk in step.busy:
+                    return  # waits for the method
+                method = step.methods.get(plan_step.method.pk, plan_step.method)
+                # Removed or blocked since the claim: recorded as a skip instead.
+                if not method.is_active:
+                    plan_step = dataclasses.replace(
+                        plan_step, method=method, skip_reason=PaymentAttempt.SkipReason.REMOVED
+                    )
+                elif method.blocked_at is not None:
+                    plan_step = dataclasses.replace(
+                        plan_step, method=method, skip_reason=PaymentAttempt.SkipReason.BLOCKED
+                    )
+            item.plan.pop(0)
+            if plan_step.skip_reason:
+                item.skips.append(plan_step)
+                item.skipped += 1
+                continue
+            self._write_skips(item, step)
+            attempt = PaymentAttempt(
+                invoice=item.invoice,
+                sequence=item.next_sequence,
+                method=method,
+                position=plan_step.position,
+                retry_round=item.invoice.retry_round,
+                amount_minor=item.invoice.amount_minor,
+                currency=item.invoice.currency,
+                status=Status.STARTED,
+                idempotency_key=f"settle-{item.invoice.pk}-{item.next_sequence}",
+                trigger=self.trigger,
+                initiated_by=self.actor,
+                run=self.run,
+            )
+            item.next_sequence += 1
+            item.attempts += 1
+            step.new_attempts.append(attempt)
+            self._make_call(item, attempt, step, replay=False)
+            return
 
-def _mark_paid(ctx: Context, invoice: Invoice, attempt: PaymentAttempt) -> None:
-    before = invoice.status
-    invoice.status = Invoice.Status.PAID
-    invoice.paid_at = timezone.now()
-    invoice.paid_by_attempt = attempt
-    invoice.paid_by_method_id = attempt.method_id
-    invoice.paid_by_backup = (attempt.position or 1) > 1
-    invoice.next_attempt_at = None
-    invoice.save(
-        update_fields=[
-            "status",
-            "paid_at",
-            "paid_by_attempt",
-            "paid_by_method",
-            "paid_by_backup",
-            "next_attempt_at",
-            "updated_at",
-            *_release(invoice),
-        ]
-    )
-    account = invoice.account
-    audit_record(
-        account=account,
-        action=AuditEvent.Action.INVOICE_PAID,
-        actor=ctx.actor,
-        actor_label=ctx.actor_label,
-        obj=invoice,
-        before={"status": before},
-        after={"status": invoice.status, "method": attempt.method_id, "position": attempt.position},
-    )
-    # A later payment restores an account, once nothing is left past due.
-    if account.status != Account.Status.ACTIVE and not (
-        Invoice.objects.filter(account=account, status=Invoice.Status.PAST_DUE).exists()
-    ):
-        account_set_status(
-            account=account,
-            status=Account.Status.ACTIVE,
-            actor_label=SETTLEMENT_ACTOR,
-            reason="payment received",
+    def _make_call(self, item: Item, attempt: PaymentAttempt, step: _Step, *, replay: bool) -> None:
+        item.attempt, item.replay, item.touched = attempt, replay, True
+        step.busy.add(attempt.method_id)
+        step.calls.append(item)
+        step.heartbeat.append(item.invoice.pk)
+
+    def _write_skips(self, item: Item, step: _Step) -> None:
+        for skip in item.skips:
+            step.new_attempts.append(
+                PaymentAttempt(
+                    invoice=item.invoice,
+                    sequence=item.next_sequence,
+                    method=skip.method,
+                    position=skip.position,
+                    retry_round=item.invoice.retry_round,
+                    amount_minor=item.invoice.amount_minor,
+                    currency=item.invoice.currency,
+                    status=Status.SKIPPED,
+                    skip_reason=skip.skip_reason,
+                    trigger=self.trigger,
+                    initiated_by=self.actor,
+                    run=self.run,
+                    completed_at=step.now,
+                )
+            )
+            item.next_sequence += 1
+        item.skips = []
+
+    def _release(self, item: Item, step: _Step) -> None:
+        invoice = item.invoice
+        invoice.lease_token, invoice.lease_owner, invoice.lease_expires_at = "", "", None
+        step.invoices[invoice.pk] = invoice
+
+    def _later_than_run(self, when: datetime.datetime) -> datetime.datetime:
+        """A reschedule is always after this run's as-of, so one run never picks an invoice twice."""
+        return max(when, self.as_of + datetime.timedelta(microseconds=1))
+
+    def _paid(self, item: Item, attempt: PaymentAttempt, step: _Step) -> None:
+        invoice = item.invoice
+        before = invoice.status
+        invoice.status = Invoice.Status.PAID
+        invoice.paid_at = step.now
+        invoice.paid_by_attempt = attempt
+        invoice.paid_by_method_id = attempt.method_id
+        invoice.paid_by_backup = (attempt.position or 1) > 1
+        invoice.next_attempt_at = None
+        self._release(item, step)
+        step.audits.append(
+            audit_event(
+                account=invoice.account,
+                action=AuditEvent.Action.INVOICE_PAID,
+                actor=self.actor,
+                actor_label=self.actor_label,
+                obj=invoice,
+                before={"status": before},
+                after={"status": invoice.status, "method": attempt.method_id, "position": attempt.position},
+            )
         )
-    if invoice.paid_by_backup:
-        emails.backup_charged(invoice=invoice, attempt=attempt, failed=ctx.failed)
+        if invoice.account.status != Account.Status.ACTIVE:
+            step.account_changes[invoice.account_id].append((Outcome.PAID, item))
+        if invoice.paid_by_backup:
+            step.notifications.append(
+                emails.backup_charged(invoice=invoice, attempt=attempt, failed=item.failed)
+            )
+        item.result = self._paid_result(item, attempt)
 
-
-def _all_failed(ctx: Context, skips: list[PlanStep]) -> Outcome:
-    """Every method failed or was skipped. A scheduled run moves the invoice along the retry
-    schedule; Pay now and Retry now leave the schedule alone."""
-    with transaction.atomic():
-        invoice = _fence(ctx)
-        _write_skips(ctx, skips)
-        fields = _release(invoice)
-        if not ctx.scheduled:
-            invoice.save(update_fields=[*fields, "updated_at"])
-            return Outcome.DECLINED
-        now = timezone.now()
+    def _all_failed(self, item: Item, step: _Step) -> None:
+        """Every method failed or was skipped. A scheduled run moves the invoice along the retry
+        schedule; Pay now and Retry now leave the schedule alone."""
+        invoice = item.invoice
+        if not item.order and not item.resume_after:
+            item.skips.append(
+                PlanStep(method=None, position=None, skip_reason=PaymentAttempt.SkipReason.NO_METHODS)
+            )
+            item.skipped += 1
+        skipped = list(item.skips)
+        self._write_skips(item, step)
+        self._release(item, step)
+        if not self.scheduled:
+            item.result = self._final_result(item, Outcome.DECLINED)
+            return
         before = invoice.status
         schedule = settings.BILLING_RETRY_DAYS
-        account = invoice.account
         if invoice.retry_round >= len(schedule):
             invoice.status = Invoice.Status.UNCOLLECTIBLE
             invoice.next_attempt_at = None
             outcome = Outcome.UNCOLLECTIBLE
         else:
             invoice.status = Invoice.Status.PAST_DUE
-            invoice.first_failed_at = invoice.first_failed_at or ctx.as_of
+            invoice.first_failed_at = invoice.first_failed_at or self.as_of
             delay = datetime.timedelta(days=schedule[invoice.retry_round])
-            invoice.next_attempt_at = _later_than_run(ctx, invoice.first_failed_at + delay)
+            invoice.next_attempt_at = self._later_than_run(invoice.first_failed_at + delay)
             invoice.retry_round += 1
             outcome = Outcome.PAST_DUE
-        invoice.save(
-            update_fields=[
-                *fields,
-                "status",
-                "next_attempt_at",
-                "first_failed_at",
-                "retry_round",
-                "updated_at",
-            ]
-        )
-        audit_record(
-            account=account,
-            action=AuditEvent.Action.INVOICE_UNCOLLECTIBLE
-            if outcome == Outcome.UNCOLLECTIBLE
-            else AuditEvent.Action.INVOICE_PAST_DUE,
-            actor_label=SETTLEMENT_ACTOR,
-            obj=invoice,
-            before={"status": before},
-            after={"status": invoice.status, "retry_round": invoice.retry_round, "at": now.isoformat()},
-        )
-        if outcome == Outcome.UNCOLLECTIBLE:
-            if account_set_status(
-                account=account,
-                status=Account.Status.SUSPENDED,
+            step.notifications.append(emails.all_failed(invoice=invoice, failed=item.failed, skipped=skipped))
+        step.audits.append(
+            audit_event(
+                account=invoice.account,
+                action=AuditEvent.Action.INVOICE_UNCOLLECTIBLE
+                if outcome == Outcome.UNCOLLECTIBLE
+                else AuditEvent.Action.INVOICE_PAST_DUE,
                 actor_label=SETTLEMENT_ACTOR,
-                reason=f"invoice {invoice.number} uncollectible",
+                obj=invoice,
+                before={"status": before},
+                after={
+                    "status": invoice.status,
+                    "retry_round": invoice.retry_round,
+                    "at": step.now.isoformat(),
+                },
+            )
+        )
+        step.account_changes[invoice.account_id].append((outcome, item))
+        item.result = self._final_result(item, outcome)
+
+    def _write(self, step: _Step) -> None:
+        if step.new_attempts:
+            PaymentAttempt.objects.bulk_create(step.new_attempts)
+        if step.invoices:
+            for invoice in step.invoices.values():
+                invoice.updated_at = step.now
+            Invoice.objects.bulk_update(list(step.invoices.values()), INVOICE_FIELDS)
+        heartbeat = [pk for pk in step.heartbeat if pk not in step.invoices]
+        if heartbeat:
+            # A worker that is making progress keeps its leases.
+            Invoice.objects.filter(pk__in=heartbeat).update(
+                lease_expires_at=step.now + datetime.timedelta(seconds=settings.BILLING_LEASE_SECONDS)
+            )
+        if step.audits:
+            AuditEvent.objects.bulk_create(step.audits)
+        if step.account_changes:
+            self._change_accounts(step)
+        notification_queue_many(step.notifications)
+
+    def _change_accounts(self, step: _Step) -> None:
+        """Account status follows its invoices: suspended when one is uncollectible, past due when
+        one goes past due, active again after a payment once nothing is past due."""
+        accounts = (
+            Account.objects.select_for_update().filter(pk__in=list(step.account_changes)).order_by("pk")
+        )
+        for account in accounts:
+            changes = step.account_changes[account.pk]
+            outcomes = {outcome for outcome, _item in changes}
+            if Outcome.UNCOLLECTIBLE in outcomes:
+                invoice = next(item.invoice for outcome, item in changes if outcome == Outcome.UNCOLLECTIBLE)
+                if account_set_status(
+                    account=account,
+                    status=Account.Status.SUSPENDED,
+                    actor_label=SETTLEMENT_ACTOR,
+                    reason=f"invoice {invoice.number} uncollectible",
+                ):
+                    notification_queue_many([emails.account_suspended(invoice=invoice)])
+            elif Outcome.PAST_DUE in outcomes:
+                if account.status == Account.Status.ACTIVE:
+                    invoice = next(item.invoice for outcome, item in changes if outcome == Outcome.PAST_DUE)
+                    account_set_status(
+                        account=account,
+                        status=Account.Status.PAST_DUE,
+                        actor_label=SETTLEMENT_ACTOR,
+                        reason=f"invoice {invoice.number} past due",
+                    )
+            elif account.status != Account.Status.ACTIVE and not (
+                Invoice.objects.filter(account=account, status=Invoice.Status.PAST_DUE).exists()
             ):
-                emails.account_suspended(invoice=invoice)
-        else:
-            if account.status == Account.Status.ACTIVE:
+                # A later payment restores an account, once nothing is left past due.
                 account_set_status(
                     account=account,
-                    status=Account.Status.PAST_DUE,
+                    status=Account.Status.ACTIVE,
                     actor_label=SETTLEMENT_ACTOR,
-                    reason=f"invoice {invoice.number} past due",
+                    reason="payment received",
                 )
-            emails.all_failed(invoice=invoice, failed=ctx.failed, skipped=skips)
-    return outcome
 
+    # Results -----------------------------------------------------------------------------------
 
-def _result(ctx: Context, outcome: Outcome, **kwargs) -> InvoiceResult:
-    return InvoiceResult(invoice_id=ctx.invoice.pk, number=ctx.invoice.number, outcome=outcome, **kwargs)
+    def _result(self, item: Item, outcome: Outcome, **kwargs) -> InvoiceResult:
+        return InvoiceResult(
+            invoice_id=item.invoice.pk, number=item.invoice.number, outcome=outcome, **kwargs
+        )
 
+    def _paid_result(self, item: Item, attempt: PaymentAttempt) -> InvoiceResult:
+        return self._result(
+            item,
+            Outcome.PAID,
+            paid_by_backup=(attempt.position or 1) > 1,
+            paid_position=attempt.position,
+            attempts=1 if item.replay else item.attempts,
+            skipped=0 if item.replay else item.skipped,
+            message=_("Paid with %(method)s (%(position)s).")
+            % {"method": attempt.method.label, "position": position_label(attempt.position)},
+        )
 
-def _paid_result(ctx: Context, attempt: PaymentAttempt, **kwargs) -> InvoiceResult:
-    by_backup = (attempt.position or 1) > 1
-    return _result(
-        ctx,
-        Outcome.PAID,
-        paid_by_backup=by_backup,
-        paid_position=attempt.position,
-        message=_("Paid with %(method)s (%(position)s).")
-        % {"method": attempt.method.label, "position": position_label(attempt.position)},
-        **kwargs,
-    )
+    def _stopped_result(self, item: Item, status: str) -> InvoiceResult:
+        counts = {"attempts": 1} if item.replay else {"attempts": item.attempts, "skipped": item.skipped}
+        if status == Status.PENDING:
+            return self._result(item, Outcome.PENDING, message=_("A bank debit is still clearing."), **counts)
+        return self._result(
+            item,
+            Outcome.UNKNOWN,
+            message=_("The payment gateway did not answer; we will check again."),
+            **counts,
+        )
 
-
-def _stopped_result(ctx: Context, status: str, **kwargs) -> InvoiceResult:
-    if status == Status.PENDING:
-        return _result(ctx, Outcome.PENDING, message=_("A bank debit is still clearing."), **kwargs)
-    return _result(
-        ctx, Outcome.UNKNOWN, message=_("The payment gateway did not answer; we will check again."), **kwargs
-    )
-
-
-def reconcile_claimed(ctx: Context) -> tuple[InvoiceResult | None, int]:
-    """Resolve the invoice's unresolved attempts, oldest first. Returns a final result if one of
-    them settles the matter (paid, still pending, still unknown), else the rank to resume after."""
-    resume_after = 0
-    unresolved = PaymentAttempt.objects.filter(invoice=ctx.invoice, status__in=PaymentAttempt.UNRESOLVED)
-    for attempt in unresolved.select_related("method").order_by("sequence"):
-        status = _record(ctx, attempt, _call_gateway(attempt, replay=True))
-        if status == Status.SUCCEEDED:
-            return _paid_result(ctx, attempt, attempts=1), 0
-        if status != Status.FAILED:
-            return _stopped_result(ctx, status, attempts=1), 0
-        resume_after = attempt.position or 0
-    return None, resume_after
-
-
-def cascade_claimed(
-    ctx: Context, *, order: list[tuple[int | None, PaymentMethod]], recent_counts: dict[int, int]
-) -> InvoiceResult:
-    """Settle an invoice this worker holds the lease on."""
-    try:
-        early, resume_after = reconcile_claimed(ctx)
-        if early is not None:
-            return early
-        if ctx.scheduled and ctx.invoice.due_on > timezone.localdate(ctx.as_of):
-            with transaction.atomic():
-                invoice = _fence(ctx)
-                invoice.save(update_fields=[*_release(invoice), "updated_at"])
-            return _result(ctx, Outcome.NOT_DUE)
-        plan = build_plan(invoice=ctx.invoice, order=order, as_of=ctx.as_of, recent_counts=recent_counts)
-        if resume_after:
-            plan = [step for step in plan if (step.position or 0) > resume_after]
-        skips: list[PlanStep] = []
-        attempts = skipped = 0
-        for step in plan:
-            if step.skip_reason:
-                skips.append(step)
-                skipped += 1
-                continue
-            attempt = _start_attempt(ctx, step, skips)
-            if attempt is None:  # removed or blocked since the claim; recorded as a skip
-                skipped += 1
-                continue
-            attempts += 1
-            status = _record(ctx, attempt, _call_gateway(attempt))
-            if status == Status.SUCCEEDED:
-                return _paid_result(ctx, attempt, attempts=attempts, skipped=skipped)
-            if status != Status.FAILED:
-                return _stopped_result(ctx, status, attempts=attempts, skipped=skipped)
-        if not order and not resume_after:
-            skips.append(
-                PlanStep(method=None, position=None, skip_reason=PaymentAttempt.SkipReason.NO_METHODS)
-            )
-            skipped += 1
-        outcome = _all_failed(ctx, skips)
+    def _final_result(self, item: Item, outcome: Outcome) -> InvoiceResult:
         if outcome == Outcome.DECLINED:
             message = _("Every payment method we tried was declined.")
-        elif not order:
+        elif not item.order:
             message = _("There is no payment method in the charge order.")
         else:
             message = _("Every payment method failed.")
-        return _result(ctx, outcome, attempts=attempts, skipped=skipped, message=message)
-    except LeaseLost:
-        logger.warning("Lease on invoice %s was lost; another worker took over.", ctx.invoice.number)
-        return _result(ctx, Outcome.LEASE_LOST)
+        return self._result(item, outcome, attempts=item.attempts, skipped=item.skipped, message=message)

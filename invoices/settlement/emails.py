@@ -1,4 +1,5 @@
-"""The settlement's emails to the customer, queued in the transaction that records the outcome.
+"""The settlement's emails to the customer: each function describes one, and the settlement queues
+them together in the transaction that records the outcomes.
 
 The context holds facts, not sentences: each recipient's words, money format and dates are made
 when the email is rendered in their language (notifications.rendering).
@@ -8,7 +9,7 @@ from django.conf import settings
 
 from invoices.models import Invoice, PaymentAttempt
 from notifications.models import SentEmail
-from notifications.services import notification_queue
+from notifications.services import Notification
 
 
 def _invoice_context(invoice: Invoice) -> dict:
@@ -28,8 +29,10 @@ def _failure(attempt: PaymentAttempt) -> dict:
     }
 
 
-def backup_charged(*, invoice: Invoice, attempt: PaymentAttempt, failed: list[PaymentAttempt]) -> None:
-    notification_queue(
+def backup_charged(
+    *, invoice: Invoice, attempt: PaymentAttempt, failed: list[PaymentAttempt]
+) -> Notification:
+    return Notification(
         account=invoice.account,
         kind=SentEmail.Kind.BACKUP_CHARGED,
         event_key=f"backup_charged:{invoice.pk}:{attempt.pk}",
@@ -41,8 +44,8 @@ def backup_charged(*, invoice: Invoice, attempt: PaymentAttempt, failed: list[Pa
     )
 
 
-def all_failed(*, invoice: Invoice, failed: list[PaymentAttempt], skipped) -> None:
-    notification_queue(
+def all_failed(*, invoice: Invoice, failed: list[PaymentAttempt], skipped) -> Notification:
+    return Notification(
         account=invoice.account,
         kind=SentEmail.Kind.ALL_FAILED,
         event_key=f"all_failed:{invoice.pk}:{invoice.retry_round}",
@@ -67,8 +70,8 @@ def all_failed(*, invoice: Invoice, failed: list[PaymentAttempt], skipped) -> No
     )
 
 
-def account_suspended(*, invoice: Invoice) -> None:
-    notification_queue(
+def account_suspended(*, invoice: Invoice) -> Notification:
+    return Notification(
         account=invoice.account,
         kind=SentEmail.Kind.ACCOUNT_SUSPENDED,
         event_key=f"account_suspended:{invoice.account_id}:{invoice.pk}",

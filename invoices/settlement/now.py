@@ -11,10 +11,10 @@ from accounts.services import audit_record
 from invoices.models import Invoice, PaymentAttempt
 from payments.models import PaymentMethod
 
-from .cascade import Context, cascade_claimed
+from .cascade import Engine, items_prepare
 from .claim import claim_one, new_lease
 from .outcomes import InvoiceResult, Outcome
-from .plan import charge_orders, recent_attempt_counts
+from .plan import charge_orders
 
 logger = logging.getLogger("invoices.settlement")
 
@@ -54,27 +54,27 @@ def _settle_now(
             after={"method": method.pk if method else None},
             request=request,
         )
-    order = charge_orders(account_ids=[claimed.account_id]).get(claimed.account_id, [])
+    order = None
     if method is not None:
-        position = next((p for p, m in order if m.pk == method.pk), None)
-        order = [(position, method)]
+        full = charge_orders(account_ids=[claimed.account_id]).get(claimed.account_id, [])
+        order = [(next((p for p, m in full if m.pk == method.pk), None), method)]
     now = timezone.now()
-    ctx = Context(invoice=claimed, lease=lease, as_of=now, trigger=trigger, actor=actor)
+    results = []
+    engine = Engine(as_of=now, trigger=trigger, actor=actor, on_result=results.append)
     try:
-        return cascade_claimed(
-            ctx,
-            order=order,
-            recent_counts=recent_attempt_counts(method_ids=[m.pk for _, m in order], as_of=now),
-        )
+        engine.settle(items_prepare([claimed], lease=lease, as_of=now, order=order))
     except Exception:
-        # The lease is kept until it expires: whatever is unresolved is reconciled by the next run.
         logger.exception("Settling invoice %s on request failed", claimed.number)
-        return InvoiceResult(
-            invoice_id=claimed.pk,
-            number=claimed.number,
-            outcome=Outcome.ERROR,
-            message=_("Something went wrong; the payment will be checked by the next settlement run."),
-        )
+        results = []
+    if results and results[0].outcome != Outcome.ERROR:
+        return results[0]
+    # The lease is kept until it expires: whatever is unresolved is reconciled by the next run.
+    return InvoiceResult(
+        invoice_id=claimed.pk,
+        number=claimed.number,
+        outcome=Outcome.ERROR,
+        message=_("Something went wrong; the payment will be checked by the next settlement run."),
+    )
 
 
 def invoice_pay_now(

@@ -1,5 +1,5 @@
-"""A settlement run: claim due invoices in small batches and settle each, with up to N invoices
-(and so N gateway calls) in flight, until nothing is due, the limit is reached or we are told to stop."""
+"""A settlement run: claim due invoices in batches and settle them together (see ``cascade``), with
+up to N gateway calls in flight, until nothing is due, the limit is reached or we are told to stop."""
 
 import dataclasses
 import datetime
@@ -8,22 +8,24 @@ import os
 import socket
 import threading
 import time
-from collections import Counter
+from collections import Counter, defaultdict
 from collections.abc import Callable
 
-from django.db import connections
 from django.utils import timezone
 
 from invoices.models import Invoice, PaymentAttempt, SettlementRun
 
-from .cascade import Context, cascade_claimed
+from .cascade import Engine, Item, items_prepare
 from .claim import claim_due, due_queryset, new_lease, release
 from .outcomes import InvoiceResult, Outcome
 from .plan import PlanStep, build_plan, charge_orders, recent_attempt_counts
 
 logger = logging.getLogger("invoices.settlement")
 
-BATCH_SIZE = 20
+# Invoices claimed at a time, and how many the engine keeps ready to charge (more, to keep the
+# calls in flight busy): enough that every transaction carries many invoices.
+BATCH_SIZE = 100
+WINDOW = 50
 
 
 @dataclasses.dataclass
@@ -50,54 +52,6 @@ def _tally(counts: Counter, result: InvoiceResult) -> None:
             counts[result.outcome.value] += 1
         case Outcome.ERROR:
             counts["errors"] += 1
-
-
-class _Worker:
-    """Claims a batch, settles it invoice by invoice, repeats. One per thread (and DB connection)."""
-
-    def __init__(self, *, run, owner, as_of, account_id, budget, stop, on_result):
-        self.run, self.owner, self.as_of, self.account_id = run, owner, as_of, account_id
-        self.budget, self.stop, self.on_result = budget, stop, on_result
-        self.counts = Counter()
-
-    def __call__(self, *, own_thread: bool = True) -> None:
-        try:
-            while not self.stop.is_set():
-                size = self.budget.take(BATCH_SIZE)
-                if not size:
-                    return
-                # A fresh lease token per batch: fencing tells every claim apart, even two claims
-                # of one invoice by this same run after a lease ran out.
-                lease = new_lease(owner=self.owner)
-                invoices = claim_due(lease=lease, as_of=self.as_of, limit=size, account_id=self.account_id)
-                self.budget.give_back(size - len(invoices))
-                if not invoices:
-                    return
-                self._settle_batch(invoices, lease)
-        finally:
-            if own_thread:
-                connections.close_all()
-
-    def _settle_batch(self, invoices: list[Invoice], lease) -> None:
-        # What every invoice in the batch needs is read once for the batch.
-        orders = charge_orders(account_ids=[i.account_id for i in invoices])
-        counts = recent_attempt_counts(
-            method_ids=[m.pk for order in orders.values() for _, m in order], as_of=self.as_of
-        )
-        for index, invoice in enumerate(invoices):
-            if self.stop.is_set():
-                release(invoice_ids=[i.pk for i in invoices[index:]], lease=lease)
-                self.budget.give_back(len(invoices) - index)
-                return
-            ctx = Context(invoice=invoice, lease=lease, as_of=self.as_of, run=self.run)
-            try:
-                result = cascade_claimed(ctx, order=orders.get(invoice.account_id, []), recent_counts=counts)
-            except Exception as exc:
-                # One bad invoice must not stop the others; its lease lapses and a later run retries.
-                logger.exception("Settling invoice %s failed", invoice.number)
-                result = InvoiceResult(invoice.pk, invoice.number, Outcome.ERROR, message=str(exc)[:200])
-            _tally(self.counts, result)
-            self.on_result(result)
 
 
 class _Budget:
@@ -131,7 +85,8 @@ def settlement_run(
     on_result: Callable[[InvoiceResult], None] = lambda result: None,
     options: dict | None = None,
 ) -> RunSummary:
-    """Settle every due invoice. Safe to run in any number of processes at once."""
+    """Settle every due invoice, with up to ``concurrency`` gateway calls at once. Safe to run in
+    any number of processes at once."""
     started = time.monotonic()
     as_of = as_of or timezone.now()
     stop = stop or threading.Event()
@@ -140,28 +95,34 @@ def settlement_run(
     )
     owner = f"{run.host}:{run.pid}:run-{run.pk}"
     budget = _Budget(limit)
-    workers = [
-        _Worker(
-            run=run,
-            owner=owner,
-            as_of=as_of,
-            account_id=account_id,
-            budget=budget,
-            stop=stop,
-            on_result=on_result,
-        )
-        for _ in range(max(1, concurrency))
-    ]
-    if len(workers) == 1:
-        # In the calling thread: keeps its connection (and tests' transactions) as they are.
-        workers[0](own_thread=False)
-    else:
-        threads = [threading.Thread(target=w, name=f"settle-{i}") for i, w in enumerate(workers)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
-    counts = sum((w.counts for w in workers), Counter())
+    counts = Counter()
+
+    def more() -> list[Item]:
+        size = budget.take(BATCH_SIZE)
+        if not size:
+            return []
+        # A fresh lease token per batch: fencing tells every claim apart, even two claims of one
+        # invoice by this same run after a lease ran out.
+        lease = new_lease(owner=owner)
+        invoices = claim_due(lease=lease, as_of=as_of, limit=size, account_id=account_id)
+        budget.give_back(size - len(invoices))
+        return items_prepare(invoices, lease=lease, as_of=as_of)
+
+    def give_back(items: list[Item]) -> None:
+        by_lease = defaultdict(list)
+        for item in items:
+            by_lease[item.lease].append(item.invoice.pk)
+        for lease, invoice_ids in by_lease.items():
+            release(invoice_ids=invoice_ids, lease=lease)
+        budget.give_back(len(items))
+
+    def result(outcome: InvoiceResult) -> None:
+        _tally(counts, outcome)
+        on_result(outcome)
+
+    engine = Engine(as_of=as_of, run=run, concurrency=concurrency, stop=stop, on_result=result)
+    window = max(WINDOW, 2 * concurrency)
+    engine.settle(more=more, give_back=give_back, window=window, max_pending=20 * window)
     for name in SettlementRun.COUNT_FIELDS:
         setattr(run, name, counts.get(name, 0))
     run.finished_at = timezone.now()
