@@ -34,6 +34,7 @@ from django.utils.translation import gettext as _
 
 from accounts.models import Account, AuditEvent
 from accounts.services import account_set_status, audit_event
+from billing_console.bulk import update_rows
 from invoices.models import Invoice, PaymentAttempt, SettlementRun
 from notifications.services import notification_queue_many
 from payments import declines
@@ -415,7 +416,7 @@ class Engine:
                 if item.reply is not NO_REPLY:
                     self._record(item, step)
             if step.attempt_updates:
-                PaymentAttempt.objects.bulk_update(step.attempt_updates, ATTEMPT_FIELDS)
+                update_rows(step.attempt_updates, ATTEMPT_FIELDS)
             for attempt in step.blocks:
                 PaymentMethod.objects.filter(pk=attempt.method_id, blocked_at__isnull=True).update(
                     blocked_at=step.now, blocked_reason=attempt.decline_code
@@ -668,7 +669,7 @@ class Engine:
         if step.invoices:
             for invoice in step.invoices.values():
                 invoice.updated_at = step.now
-            Invoice.objects.bulk_update(list(step.invoices.values()), INVOICE_FIELDS)
+            update_rows(step.invoices.values(), INVOICE_FIELDS)
         heartbeat = [pk for pk in step.heartbeat if pk not in step.invoices]
         if heartbeat:
             # A worker that is making progress keeps its leases.
