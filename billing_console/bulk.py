@@ -46,3 +46,37 @@ def update_rows(objs, fields: list[str]) -> int:
             cursor.execute(sql, params)
             updated += cursor.rowcount
     return updated
+
+
+def insert_rows(objs) -> list:
+    """Insert unsaved ``objs`` (one model) in one statement per 500 rows and set their primary
+    keys: ``bulk_create`` without its per-object bookkeeping. Fields are filled as ``save`` does
+    (``auto_now_add``, defaults); no signals are sent. Returns ``objs``."""
+    objs = list(objs)
+    if not objs:
+        return objs
+    model = type(objs[0])
+    meta = model._meta
+    connection = connections[router.db_for_write(model)]
+    quote = connection.ops.quote_name
+    fields = [field for field in meta.concrete_fields if field is not meta.pk]
+    row = "(" + ", ".join("%s" for _field in fields) + ")"
+    names = ", ".join(quote(field.column) for field in fields)
+    for start in range(0, len(objs), ROWS_PER_STATEMENT):
+        chunk = objs[start : start + ROWS_PER_STATEMENT]
+        params = [
+            field.get_db_prep_save(field.pre_save(obj, add=True), connection)
+            for obj in chunk
+            for field in fields
+        ]
+        # Only quoted names from the model's metadata are formatted in; every value is a parameter.
+        sql = (
+            f"INSERT INTO {quote(meta.db_table)} ({names}) VALUES {', '.join([row] * len(chunk))} "  # noqa: S608
+            f"RETURNING {quote(meta.pk.column)}"
+        )
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            for obj, (pk,) in zip(chunk, cursor.fetchall(), strict=True):
+                obj.pk = pk
+                obj._state.adding, obj._state.db = False, connection.alias
+    return objs

@@ -78,7 +78,7 @@ class Invoice(models.Model):
         indexes = [
             # The settlement run's due scan touches only collectable invoices.
             models.Index(
-                fields=["next_attempt_at"],
+                fields=["next_attempt_at", "id"],
                 name="invoice_due_scan",
                 condition=Q(status__in=["open", "past_due"]),
             ),

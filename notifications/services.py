@@ -3,18 +3,16 @@ recipient in their own language."""
 
 import dataclasses
 import logging
-import queue
-import threading
 from collections.abc import Mapping
 
 from django.conf import settings
 from django.core.exceptions import ObjectDoesNotExist
 from django.core.mail import EmailMultiAlternatives
-from django.db import IntegrityError, connections, transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone, translation
 
 from accounts.models import Account, Membership
-from billing_console.bulk import update_rows
+from billing_console.bulk import insert_rows, update_rows
 
 from .models import SentEmail
 
@@ -157,59 +155,14 @@ def notification_queue_many(notifications: list[Notification]) -> list[SentEmail
         return []
     try:
         with transaction.atomic():
-            SentEmail.objects.bulk_create(emails)
+            insert_rows(emails)
     except IntegrityError:
         # Another process queued one of these events meanwhile: queue the rest one by one.
         emails = [email for email in emails if _create_unless_queued(email)]
     ids = [email.pk for email in emails]
     if ids:
-        transaction.on_commit(lambda: _deliver(ids), robust=True)
+        transaction.on_commit(lambda: notification_deliver_many(email_ids=ids), robust=True)
     return emails
-
-
-_local = threading.local()
-
-
-def _deliver(email_ids: list[int]) -> None:
-    sender = getattr(_local, "sender", None)
-    if sender is not None:
-        sender.put(email_ids)
-    else:
-        notification_deliver_many(email_ids=email_ids)
-
-
-class BackgroundSender:
-    """Within this block, emails queued by this thread are sent by a thread of their own after
-    commit, while this one goes on working (a settlement run renders emails while it waits on the
-    database). Leaving the block waits until every one of them is sent."""
-
-    def __init__(self):
-        self.queue: queue.SimpleQueue = queue.SimpleQueue()
-        self.thread = threading.Thread(target=self._work, name="email-sender", daemon=True)
-
-    def put(self, email_ids: list[int]) -> None:
-        self.queue.put(email_ids)
-
-    def __enter__(self) -> "BackgroundSender":
-        self.thread.start()
-        _local.sender = self
-        return self
-
-    def __exit__(self, *exc_info) -> None:
-        _local.sender = None
-        self.queue.put(None)
-        self.thread.join()
-
-    def _work(self) -> None:
-        try:
-            while (email_ids := self.queue.get()) is not None:
-                try:
-                    notification_deliver_many(email_ids=email_ids)
-                except Exception:
-                    # The emails stay queued, where admin shows them.
-                    logger.exception("Sending emails %s failed", email_ids)
-        finally:
-            connections.close_all()
 
 
 def _create_unless_queued(email: SentEmail) -> bool:

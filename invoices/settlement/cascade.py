@@ -34,7 +34,7 @@ from django.utils.translation import gettext as _
 
 from accounts.models import Account, AuditEvent
 from accounts.services import account_set_status, audit_event
-from billing_console.bulk import update_rows
+from billing_console.bulk import insert_rows, update_rows
 from invoices.models import Invoice, PaymentAttempt, SettlementRun
 from notifications.services import notification_queue_many
 from payments import declines
@@ -665,7 +665,7 @@ class Engine:
 
     def _write(self, step: _Step) -> None:
         if step.new_attempts:
-            PaymentAttempt.objects.bulk_create(step.new_attempts)
+            insert_rows(step.new_attempts)
         if step.invoices:
             for invoice in step.invoices.values():
                 invoice.updated_at = step.now
@@ -677,7 +677,7 @@ class Engine:
                 lease_expires_at=step.now + datetime.timedelta(seconds=settings.BILLING_LEASE_SECONDS)
             )
         if step.audits:
-            AuditEvent.objects.bulk_create(step.audits)
+            insert_rows(step.audits)
         if step.account_changes:
             self._change_accounts(step)
         notification_queue_many(step.notifications)

@@ -28,34 +28,49 @@ def _lease_until(now: datetime.datetime) -> datetime.datetime:
     return now + datetime.timedelta(seconds=settings.BILLING_LEASE_SECONDS)
 
 
-def due_queryset(*, as_of: datetime.datetime, account_id: int | None = None, now=None):
-    """Collectable invoices whose next attempt has come and whose lease is free: those due by
-    ``as_of``, and any with an attempt still unresolved (reconciled before anything is charged)."""
-    now = now or timezone.now()
+def _claimable(*, as_of: datetime.datetime, account_id: int | None, now: datetime.datetime):
     unresolved = Exists(
         PaymentAttempt.objects.filter(invoice=OuterRef("pk"), status__in=PaymentAttempt.UNRESOLVED)
     )
     queryset = (
         Invoice.objects.filter(status__in=Invoice.COLLECTABLE)
-        .filter(Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=as_of))
         .filter(_lease_free(now))
         .filter(Q(due_on__lte=timezone.localdate(as_of)) | unresolved)
     )
     if account_id is not None:
         queryset = queryset.filter(account_id=account_id)
-    return queryset.order_by("next_attempt_at", "pk")
+    return queryset
+
+
+def due_queryset(*, as_of: datetime.datetime, account_id: int | None = None, now=None):
+    """Collectable invoices whose next attempt has come and whose lease is free: those due by
+    ``as_of``, and any with an attempt still unresolved (reconciled before anything is charged)."""
+    return (
+        _claimable(as_of=as_of, account_id=account_id, now=now or timezone.now())
+        .filter(Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=as_of))
+        .order_by("next_attempt_at", "pk")
+    )
 
 
 def claim_due(
     *, lease: Lease, as_of: datetime.datetime, limit: int, account_id: int | None = None
 ) -> list[Invoice]:
+    """Lease up to ``limit`` due invoices, oldest first, skipping those another worker holds.
+
+    Two reads, each walking the due-scan index in its order so that a claim costs the same with
+    ten or a million invoices due (one read with ``next_attempt_at IS NULL OR … <= as_of`` would
+    sort every due invoice, every time): scheduled ones first, then any never scheduled.
+    """
     now = timezone.now()
     with transaction.atomic():
-        ids = list(
-            due_queryset(as_of=as_of, account_id=account_id, now=now)
-            .select_for_update(skip_locked=True, of=("self",))
-            .values_list("pk", flat=True)[:limit]
+        due = _claimable(as_of=as_of, account_id=account_id, now=now).select_for_update(
+            skip_locked=True, of=("self",)
         )
+        scheduled = due.filter(next_attempt_at__lte=as_of).order_by("next_attempt_at", "pk")
+        ids = list(scheduled.values_list("pk", flat=True)[:limit])
+        if len(ids) < limit:
+            unscheduled = due.filter(next_attempt_at__isnull=True).order_by("pk")
+            ids += unscheduled.values_list("pk", flat=True)[: limit - len(ids)]
         if ids:
             Invoice.objects.filter(pk__in=ids).update(
                 lease_token=lease.token, lease_owner=lease.owner, lease_expires_at=_lease_until(now)

@@ -14,7 +14,6 @@ from collections.abc import Callable
 from django.utils import timezone
 
 from invoices.models import Invoice, PaymentAttempt, SettlementRun
-from notifications.services import BackgroundSender
 
 from .cascade import Engine, Item, items_prepare
 from .claim import claim_due, due_queryset, new_lease, release
@@ -123,9 +122,7 @@ def settlement_run(
 
     engine = Engine(as_of=as_of, run=run, concurrency=concurrency, stop=stop, on_result=result)
     window = max(WINDOW, 2 * concurrency)
-    # Emails are rendered and sent on a thread of their own while the run waits on the database.
-    with BackgroundSender():
-        engine.settle(more=more, give_back=give_back, window=window, max_pending=20 * window)
+    engine.settle(more=more, give_back=give_back, window=window, max_pending=20 * window)
     for name in SettlementRun.COUNT_FIELDS:
         setattr(run, name, counts.get(name, 0))
     run.finished_at = timezone.now()

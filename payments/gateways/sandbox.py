@@ -25,6 +25,7 @@ from django.db.models import Sum
 from django.utils import timezone
 from django.utils.translation import gettext_lazy
 
+from billing_console.bulk import insert_rows
 from payments.sandbox.models import SandboxCharge, SandboxFault, SandboxRefund, SandboxToken
 from payments.sandbox.routers import SANDBOX_DB
 
@@ -265,13 +266,17 @@ def _charge_record(
     in_transaction = transaction.get_connection(SANDBOX_DB).in_atomic_block
     try:
         with transaction.atomic(using=SANDBOX_DB) if in_transaction else contextlib.nullcontext():
-            charge = SandboxCharge.objects.create(
-                reference=f"ch_sandbox_{secrets.token_hex(12)}",
-                idempotency_key=idempotency_key,
-                status=status,
-                decline_code=decline_code,
-                clears_at=clears_at,
-                **params,
+            [charge] = insert_rows(
+                [
+                    SandboxCharge(
+                        reference=f"ch_sandbox_{secrets.token_hex(12)}",
+                        idempotency_key=idempotency_key,
+                        status=status,
+                        decline_code=decline_code,
+                        clears_at=clears_at,
+                        **params,
+                    )
+                ]
             )
     except IntegrityError:
         # Another call with this key inserted first: its charge is the one, ours never happened.
