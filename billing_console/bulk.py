@@ -1,45 +1,65 @@
-"""Bulk writes for the settlement's hot path."""
+"""Bulk writes for the settlement's hot path: many rows in one short statement.
+
+On PostgreSQL each column travels as one array parameter (``UNNEST``), so a statement's text is
+the same whatever the number of rows: the driver parses it once and caches it, where a VALUES
+list of thousands of placeholders would be parsed again every time. SQLite gets VALUES lists.
+Like ``bulk_create`` and ``bulk_update`` these send no signals; unlike them, they build no
+expression per field and row, which costs more in Python than the database spends on the write.
+Only quoted names from the models' metadata are formatted into the SQL; every value is a parameter.
+"""
 
 from django.db import connections, router
 
-ROWS_PER_STATEMENT = 500
+ROWS_PER_STATEMENT = 500  # SQLite: it caps the number of parameters in a statement
+
+
+def _connection(model):
+    return connections[router.db_for_write(model)]
+
+
+def _chunks(rows: list, connection) -> list[list]:
+    if connection.vendor == "postgresql":
+        return [rows]
+    return [rows[start : start + ROWS_PER_STATEMENT] for start in range(0, len(rows), ROWS_PER_STATEMENT)]
+
+
+def _source(columns, rows: list[list], connection) -> tuple[str, list]:
+    """A SELECT of ``rows`` (each a list of Python values, one per column), and its parameters."""
+    if connection.vendor == "postgresql":
+        arrays = [
+            [field.get_db_prep_save(row[i], connection) for row in rows] for i, field in enumerate(columns)
+        ]
+        casts = ", ".join(f"%s::{field.cast_db_type(connection)}[]" for field in columns)
+        return f"SELECT * FROM UNNEST({casts})", arrays  # noqa: S608
+    row = "(" + ", ".join("%s" for _field in columns) + ")"
+    params = [
+        field.get_db_prep_save(value, connection)
+        for values in rows
+        for field, value in zip(columns, values, strict=True)
+    ]
+    return "VALUES " + ", ".join([row] * len(rows)), params
 
 
 def update_rows(objs, fields: list[str]) -> int:
-    """Write ``fields`` of each of ``objs`` (one model) back to its row, in one statement per 500
-    rows: ``UPDATE … FROM (VALUES …)`` on PostgreSQL and SQLite alike.
-
-    Django's ``bulk_update`` does the same job with one ``CASE WHEN`` per field and row, which
-    costs far more in Python than the database spends on the update. Like ``bulk_update``, this
-    sends no signals and sets no ``auto_now`` fields. Returns the number of rows updated.
-    """
+    """Write ``fields`` of each of ``objs`` (one model) back to its row, in one statement.
+    Sets no ``auto_now`` fields. Returns the number of rows updated."""
     objs = list(objs)
     if not objs:
         return 0
-    model = type(objs[0])
-    meta = model._meta
-    connection = connections[router.db_for_write(model)]
+    meta = objs[0]._meta
+    connection = _connection(type(objs[0]))
     quote = connection.ops.quote_name
     columns = [meta.pk, *(meta.get_field(name) for name in fields)]
-    if connection.vendor == "postgresql":
-        # Parameters in VALUES have no type of their own: say which, or NULLs and dates fail.
-        row = "(" + ", ".join(f"CAST(%s AS {field.cast_db_type(connection)})" for field in columns) + ")"
-    else:
-        row = "(" + ", ".join("%s" for _field in columns) + ")"
     table, pk = quote(meta.db_table), quote(meta.pk.column)
     names = ", ".join(quote(field.column) for field in columns)
     assignments = ", ".join(f"{quote(field.column)} = v.{quote(field.column)}" for field in columns[1:])
     updated = 0
-    for start in range(0, len(objs), ROWS_PER_STATEMENT):
-        chunk = objs[start : start + ROWS_PER_STATEMENT]
-        params = [
-            field.get_db_prep_save(getattr(obj, field.attname), connection)
-            for obj in chunk
-            for field in columns
-        ]
-        # Only quoted names from the model's metadata are formatted in; every value is a parameter.
+    for chunk in _chunks(objs, connection):
+        source, params = _source(
+            columns, [[getattr(obj, field.attname) for field in columns] for obj in chunk], connection
+        )
         sql = (
-            f"WITH v ({names}) AS (VALUES {', '.join([row] * len(chunk))}) "  # noqa: S608
+            f"WITH v ({names}) AS ({source}) "  # noqa: S608
             f"UPDATE {table} SET {assignments} FROM v WHERE {table}.{pk} = v.{pk}"
         )
         with connection.cursor() as cursor:
@@ -49,34 +69,26 @@ def update_rows(objs, fields: list[str]) -> int:
 
 
 def insert_rows(objs) -> list:
-    """Insert unsaved ``objs`` (one model) in one statement per 500 rows and set their primary
-    keys: ``bulk_create`` without its per-object bookkeeping. Fields are filled as ``save`` does
-    (``auto_now_add``, defaults); no signals are sent. Returns ``objs``."""
+    """Insert unsaved ``objs`` (one model) in one statement and set their primary keys. Fields
+    are filled as ``save`` does (``auto_now_add``, defaults). Returns ``objs``."""
     objs = list(objs)
     if not objs:
         return objs
-    model = type(objs[0])
-    meta = model._meta
-    connection = connections[router.db_for_write(model)]
+    meta = objs[0]._meta
+    connection = _connection(type(objs[0]))
     quote = connection.ops.quote_name
-    fields = [field for field in meta.concrete_fields if field is not meta.pk]
-    row = "(" + ", ".join("%s" for _field in fields) + ")"
-    names = ", ".join(quote(field.column) for field in fields)
-    for start in range(0, len(objs), ROWS_PER_STATEMENT):
-        chunk = objs[start : start + ROWS_PER_STATEMENT]
-        params = [
-            field.get_db_prep_save(field.pre_save(obj, add=True), connection)
-            for obj in chunk
-            for field in fields
-        ]
-        # Only quoted names from the model's metadata are formatted in; every value is a parameter.
-        sql = (
-            f"INSERT INTO {quote(meta.db_table)} ({names}) VALUES {', '.join([row] * len(chunk))} "  # noqa: S608
-            f"RETURNING {quote(meta.pk.column)}"
+    columns = [field for field in meta.concrete_fields if field is not meta.pk]
+    names = ", ".join(quote(field.column) for field in columns)
+    for chunk in _chunks(objs, connection):
+        source, params = _source(
+            columns, [[field.pre_save(obj, add=True) for field in columns] for obj in chunk], connection
         )
+        sql = f"INSERT INTO {quote(meta.db_table)} ({names}) {source} RETURNING {quote(meta.pk.column)}"
         with connection.cursor() as cursor:
             cursor.execute(sql, params)
-            for obj, (pk,) in zip(chunk, cursor.fetchall(), strict=True):
-                obj.pk = pk
-                obj._state.adding, obj._state.db = False, connection.alias
+            keys = cursor.fetchall()
+        # Rows come back in the order they were given, as Django's bulk_create relies on too.
+        for obj, (pk,) in zip(chunk, keys, strict=True):
+            obj.pk = pk
+            obj._state.adding, obj._state.db = False, connection.alias
     return objs
