@@ -134,6 +134,28 @@ def test_hard_decline_blocks_method_until_updated_soft_does_not(account):
     assert invoice.attempts.filter(method=hard, status=Status.FAILED).count() == 2
 
 
+@pytest.mark.parametrize("concurrency", [1, 8])
+def test_a_card_declined_as_lost_is_not_tried_again_for_the_accounts_other_invoices(account, concurrency):
+    # Invoices of one account settle together; one method is never charged twice at the same
+    # time, so the first hard decline blocks the card before the next invoice reaches it.
+    lost = utils.add_card(account, utils.LOST_CARD)
+    backup = utils.add_card(account, utils.SUCCEEDS)
+    invoices = [InvoiceFactory(account=account) for _ in range(5)]
+
+    summary = settle(concurrency=concurrency)
+
+    assert summary.counts["paid_by_backup"] == 5
+    tried = PaymentAttempt.objects.filter(method=lost).exclude(status=Status.SKIPPED)
+    assert list(tried.values_list("decline_code", flat=True)) == ["lost_card"]
+    skips = PaymentAttempt.objects.filter(method=lost, status=Status.SKIPPED)
+    assert set(skips.values_list("skip_reason", flat=True)) == {PaymentAttempt.SkipReason.BLOCKED}
+    assert skips.count() == 4
+    assert utils.successful_charges(token=backup.token).count() == 5
+    assert all(
+        i.status == Invoice.Status.PAID for i in Invoice.objects.filter(pk__in=[i.pk for i in invoices])
+    )
+
+
 def test_removed_expired_currency_and_capped_methods_are_skipped_with_reasons(account, settings):
     settings.BILLING_MAX_BACKUPS = 5
     usd_bank = utils.add_ach(account)
