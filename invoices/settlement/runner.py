@@ -1,6 +1,7 @@
 """A settlement run: claim due invoices in batches and settle them together (see ``cascade``), with
 up to N gateway calls in flight, until nothing is due, the limit is reached or we are told to stop."""
 
+import contextlib
 import dataclasses
 import datetime
 import logging
@@ -11,6 +12,7 @@ import time
 from collections import Counter, defaultdict
 from collections.abc import Callable
 
+from django.db import connection
 from django.utils import timezone
 
 from invoices.models import Invoice, PaymentAttempt, SettlementRun
@@ -75,6 +77,24 @@ class _Budget:
                 self.left += n
 
 
+@contextlib.contextmanager
+def _plans_for_growing_tables():
+    """A run adds rows by the thousand, faster than the statistics follow (and where autovacuum is
+    off, they never do). PostgreSQL plans its foreign-key checks once per connection and keeps the
+    plan: one made while a table was nearly empty scans the whole table, for every row written,
+    which makes a long run slow down as it goes. Plan each afresh, for the tables as they are."""
+    if connection.vendor != "postgresql":
+        yield
+        return
+    with connection.cursor() as cursor:
+        cursor.execute("SET plan_cache_mode = force_custom_plan")
+    try:
+        yield
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute("RESET plan_cache_mode")
+
+
 def settlement_run(
     *,
     as_of: datetime.datetime | None = None,
@@ -122,7 +142,8 @@ def settlement_run(
 
     engine = Engine(as_of=as_of, run=run, concurrency=concurrency, stop=stop, on_result=result)
     window = max(WINDOW, 2 * concurrency)
-    engine.settle(more=more, give_back=give_back, window=window, max_pending=20 * window)
+    with _plans_for_growing_tables():
+        engine.settle(more=more, give_back=give_back, window=window, max_pending=20 * window)
     for name in SettlementRun.COUNT_FIELDS:
         setattr(run, name, counts.get(name, 0))
     run.finished_at = timezone.now()
