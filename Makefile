@@ -51,7 +51,12 @@ format: install
 test: lint
 	$(TEST_ENV) $(BIN)/python -m pytest $(PYTEST_ARGS)
 
+# bench/console.py drives the server with wrk when it is installed, else with a slower Python load
+# generator. As root on Debian or Ubuntu, wrk is installed here without asking; otherwise install it yourself.
 bench: install
+	@command -v wrk >/dev/null || { test "$$(id -u)" = 0 && command -v apt-get >/dev/null \
+		&& DEBIAN_FRONTEND=noninteractive apt-get install -y -q wrk >/dev/null 2>&1; } \
+		|| echo "wrk is not installed: bench/console.py uses its Python load generator."
 	$(BIN)/python bench/settle.py
 	$(BIN)/python bench/console.py
 

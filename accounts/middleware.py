@@ -1,10 +1,14 @@
-from .selectors import membership_for
+from .selectors import membership_for, memberships_for_user
 
 SESSION_KEY = "current_account_id"
 
 
 class CurrentAccountMiddleware:
-    """Puts the member's current account (kept in the session) on ``request.membership``."""
+    """Puts the member's current account (kept in the session) on ``request.membership``.
+
+    The member's memberships are loaded once, for the account switcher and the API as well
+    (``request.memberships``, for the user ``request.memberships_user_id``).
+    """
 
     def __init__(self, get_response):
         self.get_response = get_response
@@ -14,7 +18,11 @@ class CurrentAccountMiddleware:
         request.account = None
         user = getattr(request, "user", None)
         if user is not None and user.is_authenticated:
-            membership = membership_for(user=user, account_id=request.session.get(SESSION_KEY))
+            memberships = list(memberships_for_user(user=user))
+            request.memberships, request.memberships_user_id = memberships, user.pk
+            membership = membership_for(
+                user=user, account_id=request.session.get(SESSION_KEY), memberships=memberships
+            )
             if membership is not None:
                 request.membership = membership
                 request.account = membership.account

@@ -12,9 +12,22 @@ def memberships_for_user(*, user) -> QuerySet[Membership]:
     return Membership.objects.filter(user=user).select_related("account").order_by("account__name", "pk")
 
 
-def membership_for(*, user, account_id: int | None) -> Membership | None:
-    """The user's membership of ``account_id`` if there is one, else their first membership."""
-    memberships = memberships_for_user(user=user)
+def request_memberships(request, *, user) -> list[Membership] | None:
+    """``user``'s memberships as loaded once for this request, or None if they were not loaded."""
+    if not user.is_authenticated or getattr(request, "memberships_user_id", None) != user.pk:
+        return None
+    return request.memberships
+
+
+def membership_for(
+    *, user, account_id: int | None, memberships: list[Membership] | None = None
+) -> Membership | None:
+    """The user's membership of ``account_id`` if there is one, else their first membership.
+
+    ``memberships`` are the user's memberships when already loaded (memberships_for_user order).
+    """
+    if memberships is None:
+        memberships = memberships_for_user(user=user)
     if account_id is not None:
         chosen = next((m for m in memberships if m.account_id == account_id), None)
         if chosen is not None:

@@ -24,7 +24,7 @@ from rest_framework.views import exception_handler as drf_exception_handler
 
 from accounts.middleware import SESSION_KEY
 from accounts.models import Membership
-from accounts.selectors import membership_for
+from accounts.selectors import membership_for, request_memberships
 from payments.gateways.base import GatewayUnavailable, InvalidPaymentDetails
 
 logger = logging.getLogger("billing_console.api")
@@ -67,10 +67,12 @@ def request_membership(request) -> Membership | None:
     if cached is not _UNRESOLVED:
         return cached
     requested = _requested_account_id(request)
-    fallback = None
+    fallback, loaded = None, None
     if isinstance(request.successful_authenticator, SessionAuthentication):
         fallback = request.session.get(SESSION_KEY)
-    membership = membership_for(user=request.user, account_id=requested or fallback)
+        # The console's middleware already loaded this session user's memberships.
+        loaded = request_memberships(request._request, user=request.user)
+    membership = membership_for(user=request.user, account_id=requested or fallback, memberships=loaded)
     if requested is not None and (membership is None or membership.account_id != requested):
         raise exceptions.NotFound(_("You are not a member of that account."))
     request._api_membership = membership

@@ -73,3 +73,22 @@ def test_query_count_does_not_grow_with_rows(client, django_assert_max_num_queri
         client.get(reverse(name, args=args(large)))
     many = _count(client, name, args(large))
     assert few == many, f"{name}: {few} queries with 2 rows, {many} with 20"
+
+
+@pytest.mark.parametrize("name", ["dashboard", "payment_methods", "invoices", "charge_order_api"])
+def test_memberships_are_loaded_once_per_request(client, name):
+    """The account switcher (and the API, signed in through the console) reuse what the request loaded."""
+    member, account = _account_with(2)
+    other = AccountFactory(name="Second account")
+    MembershipFactory(account=other, user=member.user, role=Membership.Role.VIEWER)
+    client.force_login(member.user)
+    url = "/api/charge-order/" if name == "charge_order_api" else reverse(name)
+    client.get(url)
+    with CaptureQueriesContext(connection) as queries:
+        response = client.get(url, HTTP_ACCEPT="text/html,application/json")
+    assert response.status_code == 200
+    membership_queries = [q for q in queries if 'FROM "accounts_membership"' in q["sql"]]
+    assert len(membership_queries) == 1, [q["sql"] for q in membership_queries]
+    if name != "charge_order_api":
+        body = response.content.decode()
+        assert "Second account" in body and account.name in body  # the switcher lists both
