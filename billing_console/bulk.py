@@ -1,8 +1,9 @@
 """Bulk writes for the settlement's hot path: many rows in one short statement.
 
-On PostgreSQL each column travels as one array parameter (``UNNEST``), so a statement's text is
-the same whatever the number of rows: the driver parses it once and caches it, where a VALUES
-list of thousands of placeholders would be parsed again every time. SQLite gets VALUES lists.
+On PostgreSQL each column of many rows travels as one array parameter (``UNNEST``), so a
+statement's text is the same whatever the number of rows: the driver parses it once and caches
+it, where a VALUES list of thousands of placeholders would be parsed again every time. SQLite, and
+a single row, get a VALUES list.
 Like ``bulk_create`` and ``bulk_update`` these send no signals; unlike them, they build no
 expression per field and row, which costs more in Python than the database spends on the write.
 Only quoted names from the models' metadata are formatted into the SQL; every value is a parameter.
@@ -25,7 +26,7 @@ def _chunks(rows: list, connection) -> list[list]:
 
 def _source(columns, rows: list[list], connection) -> tuple[str, list]:
     """A SELECT of ``rows`` (each a list of Python values, one per column), and its parameters."""
-    if connection.vendor == "postgresql":
+    if connection.vendor == "postgresql" and len(rows) > 1:
         arrays = [
             [field.get_db_prep_save(row[i], connection) for row in rows] for i, field in enumerate(columns)
         ]
