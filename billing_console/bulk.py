@@ -32,7 +32,11 @@ def _source(columns, rows: list[list], connection) -> tuple[str, list]:
         ]
         casts = ", ".join(f"%s::{field.cast_db_type(connection)}[]" for field in columns)
         return f"SELECT * FROM UNNEST({casts})", arrays  # noqa: S608
-    row = "(" + ", ".join("%s" for _field in columns) + ")"
+    if connection.vendor == "postgresql":
+        # A parameter in VALUES has no type of its own: say which, or NULLs and dates fail.
+        row = "(" + ", ".join(f"CAST(%s AS {field.cast_db_type(connection)})" for field in columns) + ")"
+    else:
+        row = "(" + ", ".join("%s" for _field in columns) + ")"
     params = [
         field.get_db_prep_save(value, connection)
         for values in rows
@@ -52,16 +56,23 @@ def update_rows(objs, fields: list[str]) -> int:
     quote = connection.ops.quote_name
     columns = [meta.pk, *(meta.get_field(name) for name in fields)]
     table, pk = quote(meta.db_table), quote(meta.pk.column)
-    names = ", ".join(quote(field.column) for field in columns)
-    assignments = ", ".join(f"{quote(field.column)} = v.{quote(field.column)}" for field in columns[1:])
+    if connection.vendor == "postgresql":
+        names = [quote(field.column) for field in columns]
+        alias = f"v ({', '.join(names)})"
+    else:
+        names = [f"column{i}" for i in range(1, len(columns) + 1)]  # SQLite's names for VALUES columns
+        alias = "v"
+    assignments = ", ".join(
+        f"{quote(field.column)} = v.{name}" for field, name in zip(columns[1:], names[1:], strict=True)
+    )
     updated = 0
     for chunk in _chunks(objs, connection):
         source, params = _source(
             columns, [[getattr(obj, field.attname) for field in columns] for obj in chunk], connection
         )
         sql = (
-            f"WITH v ({names}) AS ({source}) "  # noqa: S608
-            f"UPDATE {table} SET {assignments} FROM v WHERE {table}.{pk} = v.{pk}"
+            f"UPDATE {table} SET {assignments} FROM ({source}) AS {alias} "  # noqa: S608
+            f"WHERE {table}.{pk} = v.{names[0]}"
         )
         with connection.cursor() as cursor:
             cursor.execute(sql, params)
