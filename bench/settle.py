@@ -2,11 +2,13 @@
 
     python bench/settle.py --invoices 100000 --processes 2 [--latency-ms 200 --concurrency 64] [--json]
 
-Seeds N due invoices (70% paid by the primary, 20% primary declined and a backup pays, 10% all
-declined) in a fresh database, runs ``settle_invoices`` in P processes at once, checks that every
-invoice was settled exactly once against the sandbox gateway's ledger, and reports invoices/s and
-the peak memory of a settling process. It then measures pgbench (tpcb-like, P clients, a scratch
-database of its own) and prints ratio = invoices_per_s / pgbench_tps.
+Seeds N due invoices (by default 70% paid by the primary, 20% primary declined and a backup
+pays, 10% all declined: 1.3 gateway calls per invoice; ``--mix`` changes it) in a fresh database,
+runs ``settle_invoices`` in P processes at once, checks that every invoice was settled exactly
+once against the sandbox gateway's ledger, and reports invoices/s, gateway calls/s and the peak
+memory of a settling process. It then measures pgbench (tpcb-like, P clients, a scratch database
+of its own) and prints ratio = invoices_per_s / pgbench_tps. With ``--latency-ms``, it also prints
+what the gateway could carry at most: C calls in flight for L ms each.
 """
 
 import argparse
@@ -103,7 +105,16 @@ def verify(invoices: int) -> dict:
         raise SystemExit(
             f"NOT settled exactly once: {twice} twice, {unresolved} unresolved, statuses {statuses}"
         )
-    return {"exactly_once": True, "statuses": statuses, "successful_charges": sum(charged.values())}
+    with psycopg.connect(f"{PG}/{DB}") as conn:
+        calls = conn.execute(
+            "SELECT count(*) FROM invoices_paymentattempt WHERE status <> 'skipped'"
+        ).fetchone()[0]
+    return {
+        "exactly_once": True,
+        "statuses": statuses,
+        "successful_charges": sum(charged.values()),
+        "gateway_calls": calls,
+    }
 
 
 def main() -> None:
@@ -115,6 +126,11 @@ def main() -> None:
     parser.add_argument("--latency-ms", type=int, default=0)
     parser.add_argument("--concurrency", type=int, default=1)
     parser.add_argument("--pgbench-seconds", type=int, default=15)
+    parser.add_argument(
+        "--mix",
+        default="70,20,10",
+        help="percent of invoices paid by the primary, paid by a backup, all declined (default %(default)s)",
+    )
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
 
@@ -127,6 +143,8 @@ def main() -> None:
         str(max(1, args.invoices // per_account)),
         "--invoices-per-account",
         str(per_account),
+        "--mix",
+        args.mix,
         env=env,
     )
     # Fresh statistics, as a database in service has: a bulk-loaded table has none yet.
@@ -138,6 +156,16 @@ def main() -> None:
     checked = verify(args.invoices)
     tps = pgbench_tps(args.processes, args.pgbench_seconds)
     rate = totals["considered"] / elapsed
+    calls_per_invoice = checked["gateway_calls"] / max(1, totals["considered"])
+    gateway = {"calls": checked["gateway_calls"], "calls_per_invoice": round(calls_per_invoice, 3)}
+    gateway["calls_per_s"] = round(checked["gateway_calls"] / elapsed, 1)
+    if args.latency_ms:
+        # With L ms per call and C calls in flight, the gateway carries at most C / L calls a
+        # second; an invoice needs calls_per_invoice of them, one after another.
+        in_flight = args.concurrency * args.processes
+        gateway["max_calls_per_s"] = round(in_flight / (args.latency_ms / 1000), 1)
+        gateway["max_invoices_per_s"] = round(gateway["max_calls_per_s"] / calls_per_invoice, 1)
+        gateway["share_of_max"] = round(gateway["calls_per_s"] / gateway["max_calls_per_s"], 3)
     result = {
         "invoices": totals["considered"],
         "processes": args.processes,
@@ -148,6 +176,7 @@ def main() -> None:
         "pgbench_tps": round(tps, 1),
         "ratio": round(rate / tps, 3),
         "peak_rss_mb": round(peak_kb / 1024, 1),
+        "gateway": gateway,
         "counts": totals,
         "verified": checked,
         "seed": seeded.stdout.strip().splitlines()[0] if seeded.stdout.strip() else "",

@@ -35,6 +35,9 @@ def parse_as_of(value: str) -> datetime.datetime:
 
 class Command(BaseCommand):
     help = "Charge due invoices to each account's primary method, falling back to backups in order."
+    # Scheduled every few minutes, often in several copies: it starts at once. The web processes
+    # and `manage.py check --deploy` run the system checks.
+    requires_system_checks = []
 
     def add_arguments(self, parser):
         parser.add_argument("--as-of", help="Settle as if it were this ISO 8601 time (default: now).")
