@@ -529,21 +529,13 @@ class Engine:
                 item.skipped += 1
                 continue
             self._write_skips(item, step)
-            attempt = PaymentAttempt(
-                invoice=item.invoice,
-                sequence=item.next_sequence,
+            attempt = self._new_attempt(
+                item,
                 method=method,
                 position=plan_step.position,
-                retry_round=item.invoice.retry_round,
-                amount_minor=item.invoice.amount_minor,
-                currency=item.invoice.currency,
                 status=Status.STARTED,
                 idempotency_key=f"settle-{item.invoice.pk}-{item.next_sequence}",
-                trigger=self.trigger,
-                initiated_by=self.actor,
-                run=self.run,
             )
-            item.next_sequence += 1
             item.attempts += 1
             step.new_attempts.append(attempt)
             self._make_call(item, attempt, step, replay=False)
@@ -558,24 +550,32 @@ class Engine:
     def _write_skips(self, item: Item, step: _Step) -> None:
         for skip in item.skips:
             step.new_attempts.append(
-                PaymentAttempt(
-                    invoice=item.invoice,
-                    sequence=item.next_sequence,
+                self._new_attempt(
+                    item,
                     method=skip.method,
                     position=skip.position,
-                    retry_round=item.invoice.retry_round,
-                    amount_minor=item.invoice.amount_minor,
-                    currency=item.invoice.currency,
                     status=Status.SKIPPED,
                     skip_reason=skip.skip_reason,
-                    trigger=self.trigger,
-                    initiated_by=self.actor,
-                    run=self.run,
                     completed_at=step.now,
                 )
             )
-            item.next_sequence += 1
         item.skips = []
+
+    def _new_attempt(self, item: Item, **fields) -> PaymentAttempt:
+        """The item's next attempt row, numbered in order."""
+        attempt = PaymentAttempt(
+            invoice=item.invoice,
+            sequence=item.next_sequence,
+            retry_round=item.invoice.retry_round,
+            amount_minor=item.invoice.amount_minor,
+            currency=item.invoice.currency,
+            trigger=self.trigger,
+            initiated_by=self.actor,
+            run=self.run,
+            **fields,
+        )
+        item.next_sequence += 1
+        return attempt
 
     def _release(self, item: Item, step: _Step) -> None:
         invoice = item.invoice
