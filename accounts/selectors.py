@@ -1,15 +1,28 @@
 """The one place that decides what a member may see: every console view and API queryset uses it."""
 
-from django.db.models import Model, QuerySet
+from django.db.models import F, Model, QuerySet
 from django.http import Http404
 
 from .models import Account, Membership
 
 
-def memberships_for_user(*, user) -> QuerySet[Membership]:
+def memberships_for_user(*, user, with_preferences: bool = False) -> QuerySet[Membership]:
+    """``user``'s memberships with their accounts, in the switcher's order.
+
+    ``with_preferences``: every row also carries the user's own saved language and time zone
+    (accounts.Profile) as ``profile_language`` and ``profile_time_zone``, None without a profile,
+    so a request learns both in one query.
+    """
     if not user.is_authenticated:
         return Membership.objects.none()
-    return Membership.objects.filter(user=user).select_related("account").order_by("account__name", "pk")
+    memberships = (
+        Membership.objects.filter(user=user).select_related("account").order_by("account__name", "pk")
+    )
+    if with_preferences:
+        memberships = memberships.annotate(
+            profile_language=F("user__profile__language"), profile_time_zone=F("user__profile__time_zone")
+        )
+    return memberships
 
 
 def request_memberships(request, *, user) -> list[Membership] | None:

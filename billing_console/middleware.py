@@ -11,7 +11,9 @@ class MemberPreferencesMiddleware:
     """Activates the signed-in member's language and time zone for the whole request.
 
     Runs after LocaleMiddleware, so a member's saved language wins over the browser's; an unset
-    preference leaves the browser's language and the site's time zone in place.
+    preference leaves the browser's language and the site's time zone in place. The preferences
+    usually come with the memberships CurrentAccountMiddleware loaded (``member_preferences``);
+    a user who belongs to no account has them read here.
     """
 
     def __init__(self, get_response):
@@ -21,7 +23,9 @@ class MemberPreferencesMiddleware:
         user = getattr(request, "user", None)
         language, time_zone = "", ""
         if user is not None and user.is_authenticated:
-            prefs = Profile.objects.filter(user=user).values_list("language", "time_zone").first()
+            prefs = getattr(request, "member_preferences", None)
+            if prefs is None or getattr(request, "memberships_user_id", None) != user.pk:
+                prefs = Profile.objects.filter(user=user).values_list("language", "time_zone").first()
             if prefs:
                 language, time_zone = prefs
         if language:

@@ -1,5 +1,6 @@
 """Money for people: integer minor units shown with the currency's own rules (Babel)."""
 
+import functools
 from decimal import Decimal
 
 from babel.numbers import format_currency, get_currency_precision
@@ -14,7 +15,14 @@ def to_major(amount_minor: int, currency: str) -> Decimal:
 def format_money(amount_minor: int, currency: str, locale: str | None = None) -> str:
     """In ``locale`` (default: the active language); JPY shows no decimals, KWD three."""
     locale = translation.to_locale(locale or translation.get_language() or "en")
-    amount = to_major(int(amount_minor), currency)
+    return _format_money(int(amount_minor), currency, locale)
+
+
+# Babel's formatting is slow next to the rest of a page, and lists show the same amounts over and
+# over (a plan's price, in one or two languages): the text depends on nothing but these three.
+@functools.lru_cache(maxsize=4096)
+def _format_money(amount_minor: int, currency: str, locale: str) -> str:
+    amount = to_major(amount_minor, currency)
     try:
         return format_currency(amount, currency, locale=locale)
     except (ValueError, LookupError):

@@ -160,6 +160,22 @@ try:
     CACHES = {"default": env.cache_url("CACHE_URL", default="locmemcache://billing")}
 except Exception as exc:
     raise ImproperlyConfigured(f"CACHE_URL is not a valid cache URL: {exc}") from None
+if CACHES["default"]["BACKEND"] == "django.core.cache.backends.redis.RedisCache":
+    CACHES["default"]["BACKEND"] = "billing_console.cache.RedisCache"  # the same, for less processor time
+
+# Sessions live in the database. With a shared in-memory cache (Redis, memcached) they are also
+# kept there, so a request reads its session from the cache instead of querying the database; the
+# database stays the record, so a cache that is emptied or restarted signs nobody out. A cache of
+# one process (local memory) must not hold them: signing out in one process would not reach
+# another's copy.
+SHARED_CACHE_BACKENDS = {
+    "billing_console.cache.RedisCache",
+    "django.core.cache.backends.redis.RedisCache",
+    "django.core.cache.backends.memcached.PyMemcacheCache",
+    "django.core.cache.backends.memcached.PyLibMCCache",
+}
+if CACHES["default"]["BACKEND"] in SHARED_CACHE_BACKENDS:
+    SESSION_ENGINE = "django.contrib.sessions.backends.cached_db"
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},

@@ -5,7 +5,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
-from accounts.models import Membership
+from accounts.models import Membership, Profile
 from invoices.models import Invoice
 from tests.factories import (
     AccountFactory,
@@ -15,6 +15,7 @@ from tests.factories import (
     MembershipFactory,
     PaymentAttemptFactory,
     PaymentMethodFactory,
+    ProfileFactory,
 )
 
 pytestmark = pytest.mark.django_db
@@ -92,3 +93,17 @@ def test_memberships_are_loaded_once_per_request(client, name):
     if name != "charge_order_api":
         body = response.content.decode()
         assert "Second account" in body and account.name in body  # the switcher lists both
+
+
+def test_the_members_preferences_come_with_the_memberships(client):
+    """The saved language and time zone cost no query of their own; a change shows at once."""
+    member, _ = _account_with(2)
+    profile = ProfileFactory(user=member.user, language="ja", time_zone="Asia/Tokyo")
+    client.force_login(member.user)
+    client.get(reverse("dashboard"))
+    with CaptureQueriesContext(connection) as queries:
+        response = client.get(reverse("dashboard"))
+    assert response.status_code == 200 and response["Content-Language"] == "ja"
+    assert not [q for q in queries if 'FROM "accounts_profile"' in q["sql"]]
+    Profile.objects.filter(pk=profile.pk).update(language="en")
+    assert client.get(reverse("dashboard"))["Content-Language"] == "en"

@@ -63,3 +63,36 @@ def test_a_bad_value_stops_start_up_naming_the_setting(setting, overrides):
     assert result.returncode != 0
     assert "ImproperlyConfigured" in result.stderr
     assert setting in result.stderr.strip().splitlines()[-1]
+
+
+@pytest.mark.parametrize(
+    ("cache_url", "engine"),
+    [
+        ("redis://127.0.0.1:6379/0", "django.contrib.sessions.backends.cached_db"),
+        ("locmemcache://billing", "django.contrib.sessions.backends.db"),
+        ("dbcache://billing_cache", "django.contrib.sessions.backends.db"),
+    ],
+)
+def test_sessions_are_cached_only_in_a_cache_every_process_shares(cache_url, engine):
+    """Signing out in one process must reach every other: a cache of one process holds no session."""
+    script = "import django; django.setup(); from django.conf import settings; print(settings.SESSION_ENGINE)"
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "billing_console.settings",
+        "DEBUG": "1",
+        "CACHE_URL": cache_url,
+    }
+    result = subprocess.run(
+        [sys.executable, "-c", script], cwd=PROJECT, env=env, capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == engine
+
+
+def test_the_redis_cache_keeps_one_client_per_server():
+    from billing_console.cache import RedisCache
+
+    cache = RedisCache("redis://127.0.0.1:6379/0", {})
+    client = cache._cache.get_client("a")
+    assert cache._cache.get_client("b", write=True) is client
+    assert client.connection_pool is cache._cache._get_connection_pool(write=True)

@@ -2,15 +2,19 @@
 
 import datetime
 import functools
+import unicodedata
 
 from django import template
-from django.utils import timezone
+from django.template import defaultfilters
+from django.template.defaultfilters import stringfilter
+from django.utils import formats, timezone, translation
 from django.utils.encoding import force_str
 from django.utils.html import format_html
 from django.utils.translation import gettext as _
 from django.utils.translation import pgettext
 
 from billing_console.money import format_money
+from invoices.models import Invoice
 from invoices.settlement.plan import position_label
 from invoices.timeline import decline_words
 
@@ -27,6 +31,36 @@ def money(amount_minor, currency):
 
 
 register.filter("position_label", position_label)
+
+
+@register.filter(expects_localtime=True)
+def calendar_date(value):
+    """``value|date:"DATE_FORMAT"``: "March 4, 2026", "2026年3月4日" in the active language.
+
+    A day's text depends only on the day and the language, so lists that show many dates (and
+    the same ones on every visit) format each once per process.
+    """
+    if type(value) is datetime.date:
+        return _calendar_date(value, translation.get_language())
+    return defaultfilters.date(value, "DATE_FORMAT")
+
+
+@register.filter(is_safe=True)
+@stringfilter
+def clip_chars(value, length):
+    """``value|truncatechars:length``, without its character-by-character walk when the text fits."""
+    try:
+        limit = int(length)
+    except ValueError:
+        return value  # as truncatechars does
+    if limit > 0 and len(value) <= limit and unicodedata.is_normalized("NFC", value):
+        return value
+    return defaultfilters.truncatechars(value, length)
+
+
+@functools.lru_cache(maxsize=4096)
+def _calendar_date(value: datetime.date, language: str | None) -> str:
+    return formats.date_format(value, "DATE_FORMAT")  # ``language`` is the active one
 
 
 # Every badge carries its words and a shape, never colour alone.
@@ -75,11 +109,17 @@ def badge_html(label, tone: str, icon: str) -> str:
 
 @register.simple_tag
 def invoice_badge(invoice, in_flight=None):
-    status = invoice.status
-    label = choice_label(invoice, "status")
     if in_flight is None:
         in_flight = getattr(invoice, "in_flight", False)
-    if in_flight and invoice.is_collectable:
+    pending = bool(in_flight and invoice.is_collectable)
+    return _invoice_badge(invoice.status, pending, translation.get_language())
+
+
+# Lists show one per row, and there are only a few statuses (times the languages).
+@functools.lru_cache(maxsize=256)
+def _invoice_badge(status: str, pending: bool, language: str | None) -> str:
+    label = force_str(_choice_labels(Invoice._meta.get_field("status")).get(status, status))
+    if pending:
         status, label = "pending", pgettext("invoice status", "Pending")
     tone, icon = INVOICE_BADGES.get(status, ("muted", "•"))
     return badge_html(label, tone, icon)

@@ -17,6 +17,19 @@ from payments.models import ChargeOrderEntry, PaymentMethod
 from .base import ConsolePage
 
 EXPIRY_WARNING_DAYS = 30
+# What PaymentMethod.label reads.
+METHOD_LABEL_FIELDS = ("kind", "brand", "last4", "bank_name")
+# What the dashboard shows of an invoice (a line in a list, a warning): no settlement state.
+SUMMARY_FIELDS = (
+    "id",
+    "number",
+    "currency",
+    "amount_minor",
+    "issued_on",
+    "due_on",
+    "status",
+    "paid_by_backup",
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -37,7 +50,10 @@ def charge_order_entries(*, account):
     )
 
 
-def dashboard_warnings(*, account, can_manage: bool, order, today: datetime.date) -> list[Alert]:
+def dashboard_warnings(
+    *, account, can_manage: bool, order, today: datetime.date, any_past_due: bool = True
+) -> list[Alert]:
+    """``any_past_due``: False when the caller already knows the account has no past-due invoice."""
     warnings = []
     methods_url = reverse("payment_methods")
     primary = order[0].method if order else None
@@ -98,6 +114,8 @@ def dashboard_warnings(*, account, can_manage: bool, order, today: datetime.date
         scoped(Invoice.objects.select_related("paid_by_method"), account=account)
         .filter(status=Invoice.Status.PAID)
         .order_by("-paid_at", "-pk")
+        # The number, whether a backup paid, and what the method's label is made of.
+        .only("id", "number", "paid_by_backup", *(f"paid_by_method__{name}" for name in METHOD_LABEL_FIELDS))
         .first()
     )
     if last_paid is not None and last_paid.paid_by_backup:
@@ -113,10 +131,14 @@ def dashboard_warnings(*, account, can_manage: bool, order, today: datetime.date
                 reverse("invoice_detail", args=[last_paid.pk]),
             )
         )
-    past_due = list(
-        scoped(Invoice.objects, account=account)
-        .filter(status=Invoice.Status.PAST_DUE)
-        .order_by("due_on", "pk")[:3]
+    past_due = (
+        list(
+            scoped(Invoice.objects.only(*SUMMARY_FIELDS), account=account)
+            .filter(status=Invoice.Status.PAST_DUE)
+            .order_by("due_on", "pk")[:3]
+        )
+        if any_past_due
+        else []
     )
     for invoice in past_due:
         text = _("Invoice %(number)s (%(amount)s) is past due since %(date)s.") % {
@@ -152,25 +174,39 @@ class DashboardView(ConsolePage):
         account = self.account
         today = timezone.localdate()
         invoices = scoped(Invoice.objects, account=account)
-        due = list(
+        # What is due per currency; split by status too, which tells whether any is past due.
+        due, any_past_due = {}, False
+        for row in (
             invoices.collectable()
-            .values("currency")
+            .values("currency", "status")
             .annotate(total=Sum("amount_minor"), count=Count("pk"))
-            .order_by("currency")
-        )
+            .order_by("currency", "status")
+        ):
+            any_past_due = any_past_due or row["status"] == Invoice.Status.PAST_DUE
+            total = due.setdefault(row["currency"], {"currency": row["currency"], "total": 0, "count": 0})
+            total["total"] += row["total"]
+            total["count"] += row["count"]
+        amount_due = [due[currency] for currency in sorted(due)]
         order = charge_order_entries(account=account)
+        summaries = invoices.only(*SUMMARY_FIELDS)
         context.update(
-            amount_due=due,
-            open_count=sum(row["count"] for row in due),
-            next_due=invoices.collectable().order_by("due_on", "pk").first(),
+            amount_due=amount_due,
+            open_count=sum(row["count"] for row in amount_due),
+            next_due=summaries.collectable().order_by("due_on", "pk").first() if due else None,
             order=order,
             today=today,
             warnings=dashboard_warnings(
-                account=account, can_manage=self.membership.can_manage, order=order, today=today
+                account=account,
+                can_manage=self.membership.can_manage,
+                order=order,
+                today=today,
+                any_past_due=any_past_due,
             ),
-            recent_invoices=list(invoices.select_related("paid_by_method").order_by("-issued_on", "-pk")[:5]),
+            recent_invoices=list(summaries.order_by("-issued_on", "-pk")[:5]),
             recent_activity=list(
-                scoped(AuditEvent.objects, account=account).order_by("-created_at", "-pk")[:5]
+                scoped(AuditEvent.objects, account=account)
+                .only("created_at", "action", "actor_label")
+                .order_by("-created_at", "-pk")[:5]
             ),
         )
         return context
