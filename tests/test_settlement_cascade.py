@@ -395,6 +395,31 @@ def test_json_output_has_the_spec_keys_and_matches_the_database(account):
     assert data["errors"] == 0
 
 
+def test_a_call_that_raises_errors_its_invoice_only_and_leaves_the_attempt_to_reconcile(monkeypatch):
+    good, bad = AccountFactory(), AccountFactory()
+    utils.add_card(good, utils.SUCCEEDS)
+    broken = utils.add_card(bad, utils.SUCCEEDS)
+    ok_invoice, bad_invoice = InvoiceFactory(account=good), InvoiceFactory(account=bad)
+    from invoices.settlement import cascade
+
+    real_call = cascade._call_gateway
+
+    def explode_for_one(attempt, replay=False):
+        if attempt.method_id == broken.pk:
+            raise RuntimeError("gateway client bug")
+        return real_call(attempt, replay=replay)
+
+    monkeypatch.setattr(cascade, "_call_gateway", explode_for_one)
+    summary = settle()
+
+    ok_invoice.refresh_from_db()
+    bad_invoice.refresh_from_db()
+    assert (summary.counts["paid"], summary.counts["errors"]) == (1, 1)
+    assert ok_invoice.status == Invoice.Status.PAID
+    assert bad_invoice.status == Invoice.Status.OPEN and bad_invoice.lease_token
+    assert attempts_of(bad_invoice) == [(1, Status.STARTED, "", "")]
+
+
 def test_a_worker_that_outlived_its_lease_changes_nothing(account, monkeypatch):
     card = utils.add_card(account, utils.SUCCEEDS)
     invoice = InvoiceFactory(account=account)

@@ -319,17 +319,17 @@ class Engine:
                     if untouched:
                         give_back(untouched)
                         pending = [i for i in pending if i.touched or i.reply is not NO_REPLY or i.error]
-                elif (
+                ready = self._ready(pending, busy)
+                if (
                     more is not None
                     and len(pending) + inflight < max_pending
-                    and len(self._ready(pending, busy)) + inflight < window
+                    and len(ready) + inflight < window
                 ):
                     claimed = more()
                     if not claimed:
                         more = None
                     pending += claimed
                     continue
-                ready = self._ready(pending, busy)
                 if inflight:
                     replied = self._replies(replies, wait=not ready)
                     for item in replied:
@@ -390,6 +390,13 @@ class Engine:
         """Move ``items`` as far as they go without a gateway call, in one transaction; returns
         those with a call to make. If the transaction fails, each item is retried alone, so one
         bad invoice never holds up the others."""
+        # A call that raised ends its invoice here, before the transaction of the others.
+        for item in items:
+            if item.error is not None:
+                self._fail(item, item.error)
+        items = [item for item in items if item.result is None]
+        if not items:
+            return []
         snapshots = [item.snapshot() for item in items]
         try:
             return self._step_in_transaction(items, busy)
@@ -397,13 +404,16 @@ class Engine:
             for item, snapshot in zip(items, snapshots, strict=True):
                 item.restore(snapshot)
             if len(items) == 1:
-                item = items[0]
-                # Its lease lapses and a later run retries; whatever is unresolved is reconciled.
-                logger.exception("Settling invoice %s failed", item.invoice.number)
-                item.attempt = None
-                item.result = self._result(item, Outcome.ERROR, message=str(exc)[:200])
+                self._fail(items[0], exc)
                 return []
             return [call for item in items for call in self._step([item], busy)]
+
+    def _fail(self, item: Item, exc: Exception) -> None:
+        """An unexpected error: its lease lapses and a later run retries the invoice; whatever is
+        unresolved is reconciled first."""
+        logger.error("Settling invoice %s failed", item.invoice.number, exc_info=exc)
+        item.attempt, item.reply, item.error = None, NO_REPLY, None
+        item.result = self._result(item, Outcome.ERROR, message=str(exc)[:200])
 
     def _step_in_transaction(self, items: list[Item], busy: set[int]) -> list[Item]:
         step = _Step(now=timezone.now(), busy=set(busy))
@@ -411,8 +421,6 @@ class Engine:
             held = self._fence(items)
             # Replies first: a hard decline blocks its method before anything else is started.
             for item in held:
-                if item.error is not None:
-                    raise item.error
                 if item.reply is not NO_REPLY:
                     self._record(item, step)
             if step.attempt_updates:
