@@ -79,7 +79,8 @@ def _tidy(text: str) -> str:
 
 def render_email(*, kind: str, context: dict, account_name: str) -> RenderedEmail:
     """Subject, plain text and HTML of an email of ``kind``, in the active language, from
-    templates/notifications/<kind>.subject.txt, .txt and .html."""
+    templates/notifications/<kind>.subject.txt, .txt and .html (which show the subject as
+    ``subject``)."""
     context = {
         **localised(context),
         "kind": kind,
@@ -88,10 +89,11 @@ def render_email(*, kind: str, context: dict, account_name: str) -> RenderedEmai
         # The footer says whether the member could turn this email off in Settings.
         "optional": kind not in SentEmail.ALWAYS_SENT,
     }
-    subject = _render(f"notifications/{kind}.subject.txt", context, autoescape=False)
+    # One line: a header cannot hold a newline. The body's title and heading repeat it.
+    subject = " ".join(_render(f"notifications/{kind}.subject.txt", context, autoescape=False).split())
+    context["subject"] = subject
     return RenderedEmail(
-        # One line: a header cannot hold a newline.
-        subject=" ".join(subject.split()),
+        subject=subject,
         text=_tidy(_render(f"notifications/{kind}.txt", context, autoescape=False)),
         html=_render(f"notifications/{kind}.html", context, autoescape=True),
     )

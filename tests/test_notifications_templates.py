@@ -169,7 +169,10 @@ def test_every_email_renders_in_html_and_text_with_its_key_content(kind, strict_
     assert 'lang="en"' in rendered.html
     assert "http://testserver" not in rendered.html  # links are absolute, from SITE_URL
     assert f'href="{django_settings.SITE_URL}/' in rendered.html
-    assert rendered.subject in rendered.text  # the subject is the heading
+    # The subject is the heading, and the HTML's title.
+    assert rendered.subject in rendered.text
+    assert f"<title>{html.escape(rendered.subject, quote=False)}</title>" in rendered.html
+    assert re.search(rf"<h1[^>]*>{re.escape(html.escape(rendered.subject, quote=False))}</h1>", rendered.html)
 
 
 @pytest.mark.django_db
