@@ -19,6 +19,8 @@ import re
 from django.conf import settings
 from django.template import Context
 from django.template.loader import get_template
+from django.urls import reverse
+from django.utils.http import urlencode
 
 from billing_console.money import format_money
 from invoices.models import PaymentAttempt
@@ -77,12 +79,29 @@ def _tidy(text: str) -> str:
     return re.sub(r"\n{3,}", "\n\n", text) + "\n"
 
 
-def render_email(*, kind: str, context: dict, account_name: str) -> RenderedEmail:
+def _paths(context: dict, account_id: int | None) -> dict[str, str]:
+    """The console's pages an email links to (after ``site_url``). With ``account_id`` each opens
+    in that account, whichever account the member last worked in."""
+    query = f"?{urlencode({'account': account_id})}" if account_id is not None else ""
+    paths = {
+        "methods_path": reverse("payment_methods") + query,
+        "activity_path": reverse("activity") + query,
+        "settings_path": reverse("settings") + query,
+    }
+    if context.get("invoice_id") is not None:
+        paths["invoice_path"] = reverse("invoice_detail", args=[context["invoice_id"]]) + query
+    return paths
+
+
+def render_email(
+    *, kind: str, context: dict, account_name: str, account_id: int | None = None
+) -> RenderedEmail:
     """Subject, plain text and HTML of an email of ``kind``, in the active language, from
     templates/notifications/<kind>.subject.txt, .txt and .html (which show the subject as
-    ``subject``)."""
+    ``subject``), for a member of the account ``account_id``: links open the console in it."""
     context = {
         **localised(context),
+        **_paths(context, account_id),
         "kind": kind,
         "account_name": account_name,
         "site_url": settings.SITE_URL,

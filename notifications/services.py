@@ -218,7 +218,10 @@ def notification_deliver_many(*, email_ids) -> int:
             for language, addresses in language_groups(email).items():
                 with translation.override(language):
                     rendered = render_email(
-                        kind=email.kind, context=email.context, account_name=email.account.name
+                        kind=email.kind,
+                        context=email.context,
+                        account_name=email.account.name,
+                        account_id=email.account_id,
                     )
                 message = EmailMultiAlternatives(subject=rendered.subject, body=rendered.text, to=addresses)
                 message.attach_alternative(rendered.html, "text/html")

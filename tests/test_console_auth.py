@@ -9,7 +9,7 @@ from django.urls import reverse
 
 from accounts.middleware import SESSION_KEY
 from accounts.models import Membership
-from tests.factories import AccountFactory, MembershipFactory, UserFactory
+from tests.factories import AccountFactory, InvoiceFactory, MembershipFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -127,3 +127,56 @@ def test_the_account_switcher(client, member):
     assert "Zeta" in body
     assert "Add a payment method" not in body  # a viewer there
     assert client.post(reverse("switch_account"), {"account": "x"}).status_code == 404
+
+
+def test_a_link_naming_another_of_the_members_accounts_opens_it(client, member):
+    """Email links carry ?account=: a member of several accounts lands in the right one."""
+    other = MembershipFactory(user=member.user, account=AccountFactory(name="Zeta"))
+    invoice = InvoiceFactory(account=other.account, number="ZETA-1")
+    client.force_login(member.user)
+    client.get(reverse("dashboard"))
+    assert client.session[SESSION_KEY] == member.account_id
+    path = reverse("invoice_detail", args=[invoice.pk])
+    assert client.get(path).status_code == 404  # scoped to the current account, as ever
+    response = client.get(path, {"account": other.account_id})
+    assert response.status_code == 200 and "ZETA-1" in response.content.decode()
+    assert client.session[SESSION_KEY] == other.account_id  # and the console stays there
+    assert client.get(path).status_code == 200
+
+
+def test_a_link_naming_an_account_the_member_is_not_in_is_a_404(client, member):
+    stranger = AccountFactory(name="Stranger")
+    client.force_login(member.user)
+    client.get(reverse("dashboard"))
+    assert client.get(reverse("dashboard"), {"account": stranger.pk}).status_code == 404
+    assert client.get(reverse("dashboard"), {"account": "x"}).status_code == 404
+    assert client.session[SESSION_KEY] == member.account_id
+
+
+def test_only_a_page_the_browser_opens_switches_account(client, member):
+    """Another site can embed the URL as an image or a frame: that must not switch account."""
+    other = MembershipFactory(user=member.user, account=AccountFactory(name="Zeta"))
+    client.force_login(member.user)
+    client.get(reverse("dashboard"))
+    query = {"account": other.account_id}
+    client.get(reverse("dashboard"), query, headers={"Sec-Fetch-Mode": "no-cors", "Sec-Fetch-Dest": "image"})
+    client.get(
+        reverse("dashboard"), query, headers={"Sec-Fetch-Mode": "navigate", "Sec-Fetch-Dest": "iframe"}
+    )
+    client.post(reverse("dashboard") + f"?account={other.account_id}")
+    assert client.session[SESSION_KEY] == member.account_id
+    client.get(
+        reverse("dashboard"), query, headers={"Sec-Fetch-Mode": "navigate", "Sec-Fetch-Dest": "document"}
+    )
+    assert client.session[SESSION_KEY] == other.account_id
+
+
+def test_signing_in_from_a_link_opens_the_account_it_names(client, member):
+    other = MembershipFactory(user=member.user, account=AccountFactory(name="Zeta"))
+    path = reverse("payment_methods") + f"?account={other.account_id}"
+    response = client.get(path)
+    assert response.status_code == 302 and response.url.startswith(reverse("login"))
+    assert f"account%3D{other.account_id}" in response.url  # kept in ?next=
+    client.force_login(member.user)
+    page = client.get(path)
+    assert page.status_code == 200 and client.session[SESSION_KEY] == other.account_id

@@ -76,6 +76,12 @@ def test_a_member_who_opted_out_receives_only_security_and_failed_payment_emails
     # What the outbox saw matches what was recorded, one message per email (one language here).
     assert len(mailoutbox) == len(emails)
     assert sum(alice.email in m.to for m in mailoutbox) == sum(alice.email in e.recipients for e in emails)
+    # Every link in every message opens the console in this account.
+    for message in mailoutbox:
+        links = re.findall(re.escape(settings.SITE_URL) + r"/\S*", message.body)
+        assert links and all(re.search(rf"\?account={account.pk}(#method-\d+)?$", link) for link in links), (
+            links
+        )
 
     # Every stored context renders with nothing missing, no token, no long number, in every language.
     settings.TEMPLATES = [

@@ -297,3 +297,19 @@ def test_every_string_in_the_templates_is_marked_for_translation(path):
 
 def test_the_translation_check_finds_an_unmarked_string():
     assert _untranslated_words("{% load i18n %}<p>{% translate 'Fine' %} Not marked</p>") == ["Not", "marked"]
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("kind", list(Kind))
+def test_every_link_opens_the_console_in_the_emails_account(kind, strict_templates):
+    """A member of several accounts lands in the one the email is about, whichever they last used."""
+    context, _expected = CASES[kind]
+    with translation.override("en"):
+        rendered = render_email(kind=kind, context=copy.deepcopy(context), account_name="A", account_id=7)
+    for part in (rendered.text, rendered.html):
+        links = re.findall(re.escape(django_settings.SITE_URL) + r"/[^\s\"<]*", part)
+        assert links
+        for link in links:
+            assert re.search(r"\?account=7(#method-\d+)?$", link), link
+    if kind == Kind.METHOD_EXPIRING:
+        assert f"{django_settings.SITE_URL}/payment-methods/?account=7#method-7" in rendered.text
