@@ -1,13 +1,16 @@
 import hashlib
+import logging
 import zoneinfo
 
 from django import forms
 from django.conf import settings
-from django.contrib.auth.forms import AuthenticationForm
+from django.contrib.auth.forms import AuthenticationForm, PasswordResetForm
 from django.core.cache import cache
 from django.utils.translation import gettext_lazy as _
 
 from .models import Membership, Profile
+
+logger = logging.getLogger(__name__)
 
 
 def _signin_key(username: str, ip: str) -> str:
@@ -20,15 +23,19 @@ def signin_failures(*, username: str, ip: str) -> int:
     return int(cache.get(_signin_key(username, ip), 0))
 
 
-def signin_failure_record(*, username: str, ip: str) -> None:
-    key = _signin_key(username, ip)
-    # A fixed window that starts at the first failure: the counter lives in the shared cache so
-    # the limit holds across every process and host.
-    cache.add(key, 0, timeout=settings.SIGNIN_FAILURE_WINDOW_SECONDS)
+def _count(key: str, *, window: int) -> int:
+    """Add one to the counter ``key`` and return it. A fixed window that starts at the first
+    count: the counter lives in the shared cache, so a limit holds across every process and host."""
+    cache.add(key, 0, timeout=window)
     try:
-        cache.incr(key)
-    except ValueError:
-        cache.set(key, 1, timeout=settings.SIGNIN_FAILURE_WINDOW_SECONDS)
+        return cache.incr(key)
+    except ValueError:  # expired between the two calls
+        cache.set(key, 1, timeout=window)
+        return 1
+
+
+def signin_failure_record(*, username: str, ip: str) -> None:
+    _count(_signin_key(username, ip), window=settings.SIGNIN_FAILURE_WINDOW_SECONDS)
 
 
 def signin_failures_clear(*, username: str, ip: str) -> None:
@@ -73,6 +80,19 @@ class ThrottledAuthenticationForm(AuthenticationForm):
         if username:
             signin_failures_clear(username=username, ip=ip)
         return cleaned
+
+
+class ThrottledPasswordResetForm(PasswordResetForm):
+    """Django's password reset form, sending at most PASSWORD_RESET_EMAILS_PER_HOUR emails to an
+    address, so nobody can flood a member's inbox. Asking again looks the same as ever (the page
+    says an email is on its way, whether the address is known or not); it just sends nothing."""
+
+    def get_users(self, email):
+        digest = hashlib.sha256(email.strip().lower().encode()).hexdigest()[:32]
+        if _count(f"password-reset:{digest}", window=3600) > settings.PASSWORD_RESET_EMAILS_PER_HOUR:
+            logger.warning("Password reset asked for too often for one address in the last hour; not sent")
+            return iter(())
+        return super().get_users(email)
 
 
 def time_zone_choices():

@@ -18,7 +18,7 @@ from billing_console.views.base import MemberPage
 from invoices.models import Invoice
 from payments.models import PaymentMethod
 
-from .forms import PreferencesForm, ThrottledAuthenticationForm
+from .forms import PreferencesForm, ThrottledAuthenticationForm, ThrottledPasswordResetForm
 from .middleware import SESSION_KEY
 from .models import Account, AuditEvent, Profile
 from .selectors import memberships_for_user, scoped
@@ -36,6 +36,7 @@ class SignOutView(auth_views.LogoutView):
 
 
 class PasswordResetView(auth_views.PasswordResetView):
+    form_class = ThrottledPasswordResetForm
     template_name = "registration/password_reset_form.html"
     email_template_name = "registration/password_reset_email.txt"
     subject_template_name = "registration/password_reset_subject.txt"

@@ -190,6 +190,8 @@ LOGOUT_REDIRECT_URL = "login"
 SIGNIN_FAILURES_ALLOWED = _int("SIGNIN_FAILURES_ALLOWED", 10, minimum=1)
 SIGNIN_FAILURE_WINDOW_SECONDS = _int("SIGNIN_FAILURE_WINDOW_SECONDS", 900, minimum=60)
 PASSWORD_RESET_TIMEOUT = _int("PASSWORD_RESET_TIMEOUT", 60 * 60 * 3, minimum=300)
+# Password reset emails sent to one address per hour; more requests send nothing.
+PASSWORD_RESET_EMAILS_PER_HOUR = _int("PASSWORD_RESET_EMAILS_PER_HOUR", 3, minimum=1)
 
 LANGUAGE_CODE = "en"
 LANGUAGES = [("en", "English"), ("ja", "日本語")]

@@ -113,6 +113,21 @@ def test_password_reset_does_not_reveal_unknown_addresses(client, member):
     assert mail.outbox == []
 
 
+def test_password_reset_emails_to_one_address_are_limited(client, member, settings):
+    """Nobody can flood a member's inbox: past the limit the page looks the same and sends nothing."""
+    settings.PASSWORD_RESET_EMAILS_PER_HOUR = 2
+    other = UserFactory(email="other@customer.example")
+    for _ in range(4):
+        response = client.post(reverse("password_reset"), {"email": member.user.email.upper()})
+        assert response.status_code == 302 and response.url == reverse("password_reset_done")
+    assert [m.to for m in mail.outbox] == [[member.user.email]] * 2
+    client.post(reverse("password_reset"), {"email": other.email})  # another address has its own count
+    assert mail.outbox[-1].to == [other.email] and len(mail.outbox) == 3
+    cache.clear()  # an hour later
+    client.post(reverse("password_reset"), {"email": member.user.email})
+    assert len(mail.outbox) == 4
+
+
 def test_the_account_switcher(client, member):
     other = MembershipFactory(
         user=member.user, account=AccountFactory(name="Zeta"), role=Membership.Role.VIEWER
