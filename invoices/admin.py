@@ -198,7 +198,7 @@ def _retry(invoice: Invoice, actor, request) -> tuple[int, str]:
 def _closing(service, done: str):
     def perform(invoice: Invoice, actor, request) -> tuple[int, str]:
         try:
-            service(invoice=invoice, actor=actor)
+            service(invoice=invoice, actor=actor, request=request)
         except ValidationError as exc:
             return messages.ERROR, _numbered(invoice, " ".join(exc.messages))
         return messages.SUCCESS, done % {"number": invoice.number}

@@ -105,8 +105,11 @@ def invoice_issue(*, data: InvoiceData, actor_label: str) -> tuple[Invoice, bool
         return existing, False
 
 
-def _close(*, invoice: Invoice, status: str, action: str, actor, actor_label: str = "") -> Invoice:
-    """Void or write off a collectable invoice that no payment is in flight for."""
+def _close(
+    *, invoice: Invoice, status: str, action: str, actor, actor_label: str = "", request=None
+) -> Invoice:
+    """Void or write off a collectable invoice that no payment is in flight for; the audit event
+    names ``actor`` and, with ``request``, where they acted from."""
     with transaction.atomic():
         invoice = Invoice.objects.select_for_update().select_related("account").get(pk=invoice.pk)
         if not invoice.is_collectable:
@@ -137,25 +140,28 @@ def _close(*, invoice: Invoice, status: str, action: str, actor, actor_label: st
             obj=invoice,
             before={"status": before},
             after={"status": status},
+            request=request,
         )
     return invoice
 
 
-def invoice_void(*, invoice: Invoice, actor, actor_label: str = "") -> Invoice:
+def invoice_void(*, invoice: Invoice, actor, actor_label: str = "", request=None) -> Invoice:
     return _close(
         invoice=invoice,
         status=Invoice.Status.VOID,
         action=AuditEvent.Action.INVOICE_VOIDED,
         actor=actor,
         actor_label=actor_label,
+        request=request,
     )
 
 
-def invoice_mark_uncollectible(*, invoice: Invoice, actor, actor_label: str = "") -> Invoice:
+def invoice_mark_uncollectible(*, invoice: Invoice, actor, actor_label: str = "", request=None) -> Invoice:
     return _close(
         invoice=invoice,
         status=Invoice.Status.UNCOLLECTIBLE,
         action=AuditEvent.Action.INVOICE_UNCOLLECTIBLE,
         actor=actor,
         actor_label=actor_label,
+        request=request,
     )

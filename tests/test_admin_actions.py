@@ -75,6 +75,8 @@ def confirm(client, action, *invoices):
         CHANGELIST,
         {"action": action, "_selected_action": [i.pk for i in invoices], "post": "yes"},
         follow=True,
+        REMOTE_ADDR="198.51.100.23",
+        headers={"User-Agent": "SupportBrowser/1.0"},
     )
 
 
@@ -189,6 +191,7 @@ def test_void_voids_an_open_invoice_with_an_audit_event_naming_the_staff_member(
     event = AuditEvent.objects.get(action=AuditEvent.Action.INVOICE_VOIDED)
     assert (event.actor, event.actor_label) == (support, "staff: sam")
     assert (event.before, event.after) == ({"status": "open"}, {"status": "void"})
+    assert (event.ip_address, event.user_agent) == ("198.51.100.23", "SupportBrowser/1.0")
     assert said(response) == [("success", f"Invoice {invoice.number} was voided.")]
 
 
@@ -201,6 +204,7 @@ def test_mark_uncollectible_writes_off_a_past_due_invoice(client, support, accou
     assert invoice.status == Invoice.Status.UNCOLLECTIBLE and invoice.next_attempt_at is None
     event = AuditEvent.objects.get(action=AuditEvent.Action.INVOICE_UNCOLLECTIBLE)
     assert event.actor == support
+    assert (event.ip_address, event.user_agent) == ("198.51.100.23", "SupportBrowser/1.0")
     assert said(response) == [("success", f"Invoice {invoice.number} was marked uncollectible.")]
 
 
