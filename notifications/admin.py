@@ -33,11 +33,12 @@ class SentEmailAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 
     @admin.display(description=_("recipients"))
     def recipient_list(self, obj):
-        # Each address with the language its copy was written in.
-        return ", ".join(
-            f"{address} ({obj.languages[address]})" if address in obj.languages else address
-            for address in obj.recipients
-        )
+        # Each address with the language its copy was written in and the time zone of its times.
+        described = []
+        for address in obj.recipients:
+            how = [part for part in (obj.languages.get(address), obj.time_zones.get(address)) if part]
+            described.append(f"{address} ({', '.join(how)})" if how else address)
+        return ", ".join(described)
 
     @admin.display(description=_("context"))
     def context_json(self, obj):

@@ -28,6 +28,8 @@ class SentEmail(models.Model):
     recipients = models.JSONField(_("recipients"), default=list)
     # Address -> language the email was rendered in; an address missing here gets LANGUAGE_CODE.
     languages = models.JSONField(_("languages"), default=dict, blank=True)
+    # Address -> time zone its times are shown in; an address missing here gets TIME_ZONE.
+    time_zones = models.JSONField(_("time zones"), default=dict, blank=True)
     subject = models.CharField(_("subject"), max_length=300, blank=True)
     context = models.JSONField(_("context"), default=dict, blank=True)
     status = models.CharField(_("status"), max_length=16, choices=Status, default=Status.QUEUED)

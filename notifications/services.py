@@ -2,7 +2,9 @@
 recipient in their own language."""
 
 import dataclasses
+import functools
 import logging
+import zoneinfo
 from collections.abc import Mapping
 
 from django.conf import settings
@@ -58,6 +60,28 @@ def _members_by_account(account_ids) -> dict[int, list[Membership]]:
     ).select_related("user__profile"):
         members.setdefault(member.account_id, []).append(member)
     return members
+
+
+@functools.cache
+def _known_time_zones() -> frozenset[str]:
+    return frozenset(zoneinfo.available_timezones())
+
+
+def _profile_time_zone(user) -> str:
+    try:
+        zone = user.profile.time_zone
+    except ObjectDoesNotExist:
+        return ""
+    return zone if zone in _known_time_zones() else ""
+
+
+def _time_zones(recipients, members) -> dict[str, str]:
+    """``{address: time zone}`` for the recipients who chose one in their settings."""
+    zone_of = {}
+    for member in members:
+        if member.user.email and (zone := _profile_time_zone(member.user)):
+            zone_of[member.user.email.lower()] = zone
+    return {address: zone_of[address.lower()] for address in recipients if address.lower() in zone_of}
 
 
 def _recipients(*, account: Account, kind: str, members, roles) -> dict[str, str]:
@@ -125,7 +149,7 @@ def notification_queue_many(notifications: list[Notification]) -> list[SentEmail
     emails are sent together when the current transaction commits. Returns those queued."""
     if not notifications:
         return []
-    members = _members_by_account(n.account.pk for n in notifications if n.recipients is None)
+    members = _members_by_account(n.account.pk for n in notifications)
     known = set(
         SentEmail.objects.filter(event_key__in=[n.event_key for n in notifications]).values_list(
             "event_key", flat=True
@@ -148,6 +172,7 @@ def notification_queue_many(notifications: list[Notification]) -> list[SentEmail
                 event_key=n.event_key,
                 recipients=sorted(recipients),
                 languages={address: email_language(lang) for address, lang in recipients.items()},
+                time_zones=_time_zones(recipients, members.get(n.account.pk, [])),
                 context=n.context,
             )
         )
@@ -175,12 +200,15 @@ def _create_unless_queued(email: SentEmail) -> bool:
     return True
 
 
-def language_groups(email: SentEmail) -> dict[str, list[str]]:
-    """The recipients by language, the site's default language first."""
-    groups: dict[str, list[str]] = {}
+def recipient_groups(email: SentEmail) -> dict[tuple[str, str], list[str]]:
+    """The recipients by language and time zone, each group getting one message; the site's
+    default language first."""
+    groups: dict[tuple[str, str], list[str]] = {}
     for address in email.recipients:
-        groups.setdefault(email_language(email.languages.get(address)), []).append(address)
-    return dict(sorted(groups.items(), key=lambda item: (item[0] != settings.LANGUAGE_CODE, item[0])))
+        language = email_language(email.languages.get(address))
+        zone = email.time_zones.get(address) or settings.TIME_ZONE
+        groups.setdefault((language, zone), []).append(address)
+    return dict(sorted(groups.items(), key=lambda item: (item[0][0] != settings.LANGUAGE_CODE, item[0])))
 
 
 def notification_deliver(*, email_id: int) -> bool:
@@ -215,8 +243,8 @@ def notification_deliver_many(*, email_ids) -> int:
         email.status, email.sent_at, email.subject, email.error = SentEmail.Status.SENT, now, "", ""
         sent_to = []
         try:
-            for language, addresses in language_groups(email).items():
-                with translation.override(language):
+            for (language, zone), addresses in recipient_groups(email).items():
+                with translation.override(language), timezone.override(zone):
                     rendered = render_email(
                         kind=email.kind,
                         context=email.context,
@@ -227,7 +255,7 @@ def notification_deliver_many(*, email_ids) -> int:
                 message.attach_alternative(rendered.html, "text/html")
                 message.send()
                 email.subject = email.subject or rendered.subject[:300]
-                sent_to.append(language)
+                sent_to.append(f"{language} ({zone})")
         except Exception as exc:
             logger.exception("Sending email %s (%s) failed", email.pk, email.kind)
             error = f"sent in {', '.join(sent_to)}; then: {exc}" if sent_to else str(exc)

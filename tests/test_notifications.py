@@ -21,12 +21,12 @@ CONTEXT = {
 }
 
 
-def member(account, role=Role.OWNER, *, language=None, opt_out=False, **user):
+def member(account, role=Role.OWNER, *, language=None, time_zone=None, opt_out=False, **user):
     membership = MembershipFactory(
         account=account, role=role, email_opt_out=opt_out, user=UserFactory(**user)
     )
-    if language is not None:
-        ProfileFactory(user=membership.user, language=language)
+    if language is not None or time_zone is not None:
+        ProfileFactory(user=membership.user, language=language or "", time_zone=time_zone or "")
     return membership.user
 
 
@@ -168,6 +168,40 @@ def test_every_group_is_rendered_under_its_language(account, mailoutbox, monkeyp
     email = queued_email(account, Kind.ACCOUNT_SUSPENDED)
     assert notification_deliver(email_id=email.pk)
     assert seen == ["en", "ja"]
+
+
+def test_times_are_shown_in_each_recipients_time_zone(
+    account, mailoutbox, settings, django_capture_on_commit_callbacks
+):
+    """A security notice says when the change happened in the reader's own time zone (Settings);
+    readers without one, and the billing address, get the site's."""
+    settings.TIME_ZONE = "UTC"
+    tokyo = member(account, Role.OWNER, time_zone="Asia/Tokyo", email="tokyo@smith.example")
+    paris = member(account, Role.OWNER, time_zone="Europe/Paris", email="paris@smith.example")
+    site = member(account, Role.OWNER, email="site@smith.example")
+    with django_capture_on_commit_callbacks(execute=True):
+        email = notification_queue(
+            account=account,
+            kind=Kind.SECURITY_NOTICE,
+            event_key="evt:tz",
+            context={
+                "action": "method.removed",
+                "method": "Visa •••• 4242",
+                "order_changed": False,
+                "actor": None,
+                "occurred_at": "2026-11-26T04:50:00+00:00",
+                "ip_address": "",
+                "via": "",
+            },
+            recipients={tokyo.email: "en", paris.email: "en", site.email: "en"},
+        )
+    email.refresh_from_db()
+    assert email.time_zones == {tokyo.email: "Asia/Tokyo", paris.email: "Europe/Paris"}
+    by_reader = {message.to[0]: message.body for message in mailoutbox}
+    assert len(mailoutbox) == 3 and all(len(message.to) == 1 for message in mailoutbox)
+    assert "1:50 p.m. (JST)" in by_reader[tokyo.email]
+    assert "5:50 a.m. (CET)" in by_reader[paris.email]
+    assert "4:50 a.m. (UTC)" in by_reader[site.email]
 
 
 def queued_email(account, kind, **fields):
