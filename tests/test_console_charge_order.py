@@ -1,6 +1,7 @@
 """The charge order in the console: plain HTML forms (no JavaScript) and the drag-and-drop endpoint."""
 
 import json
+import re
 
 import pytest
 from django.urls import reverse
@@ -57,6 +58,10 @@ def test_move_up_move_down_make_primary_without_javascript(client, owner, method
     assert charge_order_ids(account=owner.account) == [b, c, a]
     page = client.get(reverse("payment_methods"))
     assert "is now Primary" in page.content.decode()
+    # Without JavaScript the page reloads: its title, which a screen reader reads first, says what changed.
+    title = re.search(r"<title>(.*?)</title>", page.content.decode(), re.S).group(1)
+    assert "is now Primary" in title and title.endswith("· Billing console")
+    assert "is now Primary" not in client.get(reverse("payment_methods")).content.decode()  # said once
     assert AuditEvent.objects.filter(account=owner.account, action="charge_order.changed").count() == 3
 
 

@@ -80,7 +80,8 @@ def test_the_console_in_japanese_and_back(page, demo, screenshots):
     expect(page).to_have_title("Sign in · Billing console")
     language_menu(page).get_by_role("button", name="日本語").click()
     expect(page.locator("html")).to_have_attribute("lang", "ja")
-    expect(page).to_have_title("ログイン · 請求管理コンソール")
+    # The confirmation leads the title, which a screen reader reads as the page opens.
+    expect(page).to_have_title("表示言語を日本語に切り替えました。 · ログイン · 請求管理コンソール")
     expect(page.get_by_text("表示言語を日本語に切り替えました。")).to_be_visible()
     expect(language_menu(page).get_by_role("button", name="日本語")).to_have_attribute("aria-current", "true")
     page.screenshot(path=screenshots / f"ja-sign-in-{page.mode}.png", full_page=True)
@@ -168,7 +169,7 @@ def test_the_console_in_japanese_and_back(page, demo, screenshots):
     # Back to English from the top bar, saved to the member's profile.
     language_menu(page).get_by_role("button", name="English").click()
     expect(page.locator("html")).to_have_attribute("lang", "en")
-    expect(page).to_have_title(re.compile("^Invoice INV-2026-0042 · "))
+    expect(page).to_have_title(re.compile("^The console is now in English. · Invoice INV-2026-0042 · "))
     expect(page.get_by_text("The console is now in English.")).to_be_visible()
     expect(page.locator(".timeline")).to_contain_text("Visa •••• 4242 (Backup 1) was charged $125.00.")
     assert Profile.objects.get(user=user).language == "en"
