@@ -67,6 +67,40 @@ def project_databases(name: str) -> dict:
     return env
 
 
+def postgres_cpu_seconds() -> float | None:
+    """CPU time the PostgreSQL server's processes have used so far, those that exited included
+    (they count in the postmaster's children time), read from /proc; None when the server is not
+    on this machine or /proc cannot tell. The difference of two readings is the server's CPU
+    time in between."""
+    try:
+        with psycopg.connect(f"{PG}/postgres") as conn:
+            backend = conn.execute("SELECT pg_backend_pid()").fetchone()[0]
+        postmaster = int(_proc_stat(backend)[1])
+        tick = os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, psycopg.Error):
+        return None
+    ticks = 0
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = _proc_stat(int(entry.name))
+        except (OSError, ValueError):
+            continue  # exited meanwhile
+        # After the name: state, ppid, … utime, stime, cutime, cstime (stat fields 14 to 17).
+        utime, stime, cutime, cstime = (int(value) for value in fields[11:15])
+        if int(entry.name) == postmaster:
+            ticks += utime + stime + cutime + cstime
+        elif int(fields[1]) == postmaster:
+            ticks += utime + stime
+    return ticks / tick
+
+
+def _proc_stat(pid: int) -> list[str]:
+    """/proc/<pid>/stat's fields after the process name (which may hold spaces)."""
+    return Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+
+
 def machine() -> dict:
     with psycopg.connect(f"{PG}/postgres") as conn:
         server = conn.execute("SHOW server_version").fetchone()[0]

@@ -8,46 +8,79 @@ runs ``settle_invoices`` in P processes at once, checks that every invoice was s
 once against the sandbox gateway's ledger, and reports invoices/s, gateway calls/s and the peak
 memory of a settling process. It then measures pgbench (tpcb-like, P clients, a scratch database
 of its own) and prints ratio = invoices_per_s / pgbench_tps. With ``--latency-ms``, it also prints
-what the gateway could carry at most: C calls in flight for L ms each.
+what the gateway could carry at most: C calls in flight for L ms each. Where the time went, when
+PostgreSQL runs on this machine: the CPU time per invoice of the settling processes and of the
+server, beside pgbench's and the server's per pgbench transaction.
 """
 
 import argparse
 import json
 import re
+import resource
 import subprocess
 import sys
 import time
 
 import psycopg
-from common import PG, ROOT, drop_database, emit, fresh_database, machine, manage, project_databases
+from common import (
+    PG,
+    ROOT,
+    drop_database,
+    emit,
+    fresh_database,
+    machine,
+    manage,
+    postgres_cpu_seconds,
+    project_databases,
+)
 
 DB = "bench_settle"
 PEAK = (
     "import resource, subprocess, sys\n"
     "code = subprocess.run(sys.argv[1:]).returncode\n"
-    "print('peak_rss_kb', resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, file=sys.stderr)\n"
+    "usage = resource.getrusage(resource.RUSAGE_CHILDREN)\n"
+    "print('peak_rss_kb', usage.ru_maxrss, 'cpu_s', usage.ru_utime + usage.ru_stime, file=sys.stderr)\n"
     "sys.exit(code)\n"
 )
 
 
-def pgbench_tps(clients: int, seconds: int) -> float:
+def pgbench(clients: int, seconds: int) -> dict:
+    """pgbench's transactions/s, and the CPU time per transaction of pgbench itself and of the
+    server."""
     url = fresh_database("bench_pgbench")
     try:
         subprocess.run(
             ["pgbench", "-i", "-q", "-s", str(max(1, clients)), url], check=True, capture_output=True
         )
+        client_before, server_before = _children_cpu_s(), postgres_cpu_seconds()
         out = subprocess.run(
             ["pgbench", "-b", "tpcb-like", "-c", str(clients), "-j", str(clients), "-T", str(seconds), url],
             check=True,
             capture_output=True,
             text=True,
         ).stdout
-        return float(re.search(r"tps = ([0-9.]+)", out).group(1))
+        client, server = _children_cpu_s() - client_before, _delta(server_before, postgres_cpu_seconds())
     finally:
         drop_database("bench_pgbench")
+    tps = float(re.search(r"tps = ([0-9.]+)", out).group(1))
+    transactions = max(1, int(re.search(r"number of transactions actually processed: (\d+)", out).group(1)))
+    return {
+        "tps": tps,
+        "client_cpu_ms_per_tx": round(client * 1000 / transactions, 3),
+        "server_cpu_ms_per_tx": None if server is None else round(server * 1000 / transactions, 3),
+    }
 
 
-def settle(env: dict, processes: int, concurrency: int) -> tuple[float, list[dict], int]:
+def _children_cpu_s() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _delta(before: float | None, after: float | None) -> float | None:
+    return after - before if before is not None and after is not None else None
+
+
+def settle(env: dict, processes: int, concurrency: int) -> tuple[float, list[dict], int, float]:
     command = [
         sys.executable,
         "-c",
@@ -67,13 +100,15 @@ def settle(env: dict, processes: int, concurrency: int) -> tuple[float, list[dic
     ]
     results = [proc.communicate() for proc in procs]
     elapsed = time.monotonic() - started
-    counts, peaks = [], []
+    counts, peaks, cpu = [], [], 0.0
     for proc, (out, err) in zip(procs, results, strict=True):
         if proc.returncode != 0:
             raise SystemExit(f"settle_invoices failed ({proc.returncode}):\n{err[-3000:]}")
         counts.append(json.loads(out))
-        peaks.append(int(re.search(r"peak_rss_kb (\d+)", err).group(1)))
-    return elapsed, counts, max(peaks)
+        usage = re.search(r"peak_rss_kb (\d+) cpu_s ([0-9.]+)", err)
+        peaks.append(int(usage.group(1)))
+        cpu += float(usage.group(2))
+    return elapsed, counts, max(peaks), cpu
 
 
 def verify(invoices: int) -> dict:
@@ -151,11 +186,23 @@ def main() -> None:
     with psycopg.connect(f"{PG}/{DB}", autocommit=True) as conn:
         conn.execute("VACUUM ANALYZE")
     env["SANDBOX_LATENCY_MS"] = str(args.latency_ms)
-    elapsed, counts, peak_kb = settle(env, args.processes, args.concurrency)
+    server_before = postgres_cpu_seconds()
+    elapsed, counts, peak_kb, settle_cpu = settle(env, args.processes, args.concurrency)
+    server = _delta(server_before, postgres_cpu_seconds())
     totals = {key: sum(c[key] for c in counts) for key in counts[0] if key != "duration_s"}
     checked = verify(args.invoices)
-    tps = pgbench_tps(args.processes, args.pgbench_seconds)
+    reference = pgbench(args.processes, args.pgbench_seconds)
+    tps = reference["tps"]
     rate = totals["considered"] / elapsed
+    invoices = max(1, totals["considered"])
+    # Where the time went: CPU per invoice of the settling processes (start-up included) and of
+    # the server, beside pgbench's per transaction (in the zero-latency runs, where the ratio is).
+    cpu = {
+        "settle_ms_per_invoice": round(settle_cpu * 1000 / invoices, 3),
+        "server_ms_per_invoice": round(server * 1000 / invoices, 3) if server is not None else None,
+        "pgbench_client_ms_per_tx": reference["client_cpu_ms_per_tx"],
+        "pgbench_server_ms_per_tx": reference["server_cpu_ms_per_tx"],
+    }
     calls_per_invoice = checked["gateway_calls"] / max(1, totals["considered"])
     gateway = {"calls": checked["gateway_calls"], "calls_per_invoice": round(calls_per_invoice, 3)}
     gateway["calls_per_s"] = round(checked["gateway_calls"] / elapsed, 1)
@@ -176,6 +223,7 @@ def main() -> None:
         "pgbench_tps": round(tps, 1),
         "ratio": round(rate / tps, 3),
         "peak_rss_mb": round(peak_kb / 1024, 1),
+        "cpu": cpu,
         "gateway": gateway,
         "counts": totals,
         "verified": checked,
