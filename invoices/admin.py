@@ -215,7 +215,8 @@ def _staff_actions() -> dict[str, StaffAction]:
             explanation=_(
                 "Each invoice below is charged now by the settlement service, exactly as a scheduled "
                 "run would: the primary first, then the backups in rank. Its attempts and an audit "
-                "event naming you are recorded."
+                "event naming you are recorded. An open invoice that is not due yet is left to the "
+                "schedule."
             ),
             submit=_("Yes, charge now"),
             perform=_retry,

@@ -171,6 +171,26 @@ def test_retry_now_when_every_method_still_fails_leaves_it_past_due_and_says_so(
     assert level == "warning"
 
 
+def test_retry_now_leaves_an_invoice_that_is_not_due_yet_to_the_schedule(client, support, account):
+    add_card(account, SUCCEEDS)
+    early = InvoiceFactory(account=account, due_on=timezone.localdate() + datetime.timedelta(days=3))
+    due = past_due_invoice(account)
+
+    response = confirm(client, "retry_now", early, due)
+
+    early.refresh_from_db()
+    due.refresh_from_db()
+    assert early.status == Invoice.Status.OPEN and not early.attempts.exists()  # nothing charged
+    assert due.status == Invoice.Status.PAID and SandboxCharge.objects.count() == 1
+    [(early_level, early_text)] = [(lv, m) for lv, m in said(response) if early.number in m]
+    [(due_level, _due_text)] = [(lv, m) for lv, m in said(response) if due.number in m]
+    assert early_level == "warning" and due_level == "success"
+    assert "is not due until" in early_text and "Nothing was changed." in early_text
+    assert not AuditEvent.objects.filter(
+        action=AuditEvent.Action.INVOICE_RETRIED, object_id=str(early.pk)
+    ).exists()
+
+
 def test_retry_now_takes_a_limited_batch(client, support, account):
     invoices = [past_due_invoice(account) for _ in range(21)]
 

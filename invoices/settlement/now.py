@@ -4,6 +4,7 @@ import logging
 
 from django.db import transaction
 from django.utils import timezone
+from django.utils.formats import date_format
 from django.utils.translation import gettext as _
 
 from accounts.models import AuditEvent
@@ -87,7 +88,21 @@ def invoice_pay_now(
 
 
 def invoice_retry_now(*, invoice: Invoice, actor, request=None) -> InvoiceResult:
-    """Support retries an invoice now, down the charge order."""
+    """Support retries an invoice now, down the charge order. An open invoice whose due date has
+    not come is left to the schedule: a customer is not charged early by support (they may pay
+    early themselves, with Pay now)."""
+    current = Invoice.objects.only("number", "status", "due_on").get(pk=invoice.pk)
+    if current.status == Invoice.Status.OPEN and current.due_on > timezone.localdate():
+        return InvoiceResult(
+            invoice_id=current.pk,
+            number=current.number,
+            outcome=Outcome.NOT_DUE,
+            message=_(
+                "Invoice %(number)s is not due until %(date)s; the scheduled run will charge it then. "
+                "Nothing was changed."
+            )
+            % {"number": current.number, "date": date_format(current.due_on, "DATE_FORMAT")},
+        )
     return _settle_now(
         invoice=invoice, actor=actor, trigger=PaymentAttempt.Trigger.STAFF_RETRY, method=None, request=request
     )
