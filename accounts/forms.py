@@ -13,10 +13,15 @@ from .models import Membership, Profile
 logger = logging.getLogger(__name__)
 
 
+def _cache_key(prefix: str, *parts: str) -> str:
+    # Hashed: usernames and addresses may hold characters a cache key may not, and the key should
+    # not leak them.
+    digest = hashlib.sha256("|".join(parts).encode()).hexdigest()[:32]
+    return f"{prefix}:{digest}"
+
+
 def _signin_key(username: str, ip: str) -> str:
-    # Hashed: usernames may hold characters a cache key may not, and the key should not leak them.
-    digest = hashlib.sha256(f"{username.strip().lower()}|{ip}".encode()).hexdigest()[:32]
-    return f"signin-failures:{digest}"
+    return _cache_key("signin-failures", username.strip().lower(), ip)
 
 
 def signin_failures(*, username: str, ip: str) -> int:
@@ -88,8 +93,8 @@ class ThrottledPasswordResetForm(PasswordResetForm):
     says an email is on its way, whether the address is known or not); it just sends nothing."""
 
     def get_users(self, email):
-        digest = hashlib.sha256(email.strip().lower().encode()).hexdigest()[:32]
-        if _count(f"password-reset:{digest}", window=3600) > settings.PASSWORD_RESET_EMAILS_PER_HOUR:
+        key = _cache_key("password-reset", email.strip().lower())
+        if _count(key, window=3600) > settings.PASSWORD_RESET_EMAILS_PER_HOUR:
             logger.warning("Password reset asked for too often for one address in the last hour; not sent")
             return iter(())
         return super().get_users(email)

@@ -2,7 +2,6 @@
 recipient in their own language."""
 
 import dataclasses
-import functools
 import logging
 import zoneinfo
 from collections.abc import Mapping
@@ -62,17 +61,15 @@ def _members_by_account(account_ids) -> dict[int, list[Membership]]:
     return members
 
 
-@functools.cache
-def _known_time_zones() -> frozenset[str]:
-    return frozenset(zoneinfo.available_timezones())
-
-
 def _profile_time_zone(user) -> str:
+    """The member's saved time zone, or "" for none (or one this machine does not know)."""
     try:
         zone = user.profile.time_zone
-    except ObjectDoesNotExist:
+        if zone:
+            zoneinfo.ZoneInfo(zone)
+    except (ObjectDoesNotExist, zoneinfo.ZoneInfoNotFoundError, ValueError):
         return ""
-    return zone if zone in _known_time_zones() else ""
+    return zone
 
 
 def _time_zones(recipients, members) -> dict[str, str]:

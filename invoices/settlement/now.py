@@ -32,6 +32,20 @@ def _settle_now(
             message=_("Invoice %(number)s is %(status)s; there is nothing to pay.")
             % {"number": invoice.number, "status": invoice.get_status_display().lower()},
         )
+    if trigger == PaymentAttempt.Trigger.STAFF_RETRY and (
+        invoice.status == Invoice.Status.OPEN and invoice.due_on > timezone.localdate()
+    ):
+        # Support does not charge a customer early; they may pay early themselves, with Pay now.
+        return InvoiceResult(
+            invoice_id=invoice.pk,
+            number=invoice.number,
+            outcome=Outcome.NOT_DUE,
+            message=_(
+                "Invoice %(number)s is not due until %(date)s; the scheduled run will charge it then. "
+                "Nothing was changed."
+            )
+            % {"number": invoice.number, "date": date_format(invoice.due_on, "DATE_FORMAT")},
+        )
     if method is not None and method.account_id != invoice.account_id:
         raise ValueError("The chosen method belongs to another account.")
     lease = new_lease(owner=f"{trigger}:{actor.get_username() if actor else 'system'}")
@@ -91,18 +105,6 @@ def invoice_retry_now(*, invoice: Invoice, actor, request=None) -> InvoiceResult
     """Support retries an invoice now, down the charge order. An open invoice whose due date has
     not come is left to the schedule: a customer is not charged early by support (they may pay
     early themselves, with Pay now)."""
-    current = Invoice.objects.only("number", "status", "due_on").get(pk=invoice.pk)
-    if current.status == Invoice.Status.OPEN and current.due_on > timezone.localdate():
-        return InvoiceResult(
-            invoice_id=current.pk,
-            number=current.number,
-            outcome=Outcome.NOT_DUE,
-            message=_(
-                "Invoice %(number)s is not due until %(date)s; the scheduled run will charge it then. "
-                "Nothing was changed."
-            )
-            % {"number": current.number, "date": date_format(current.due_on, "DATE_FORMAT")},
-        )
     return _settle_now(
         invoice=invoice, actor=actor, trigger=PaymentAttempt.Trigger.STAFF_RETRY, method=None, request=request
     )
