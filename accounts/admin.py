@@ -15,7 +15,7 @@ from django.utils.http import urlencode
 from django.utils.translation import gettext_lazy as _
 from rest_framework.authtoken.models import TokenProxy
 
-from billing_console.money import format_money
+from core.money import format_money
 from invoices.models import Invoice, PaymentAttempt
 from notifications.models import SentEmail
 from payments.models import PaymentMethod

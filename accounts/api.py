@@ -9,7 +9,7 @@ from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from billing_console.api_common import error_responses
+from core.api import error_responses
 
 from .forms import ThrottledAuthenticationForm
 from .selectors import memberships_for_user

@@ -34,7 +34,7 @@ class CurrentAccountMiddleware:
     account and makes it the current one, so a member of several accounts lands in the right one;
     naming an account the member does not belong to is a 404, as in the API. Only a page the
     browser opens as a page switches: a frame, an image or a script another site embeds cannot.
-    The API reads the same parameter for one request at a time (billing_console.api_common).
+    The API reads the same parameter for one request at a time (core.api).
 
     The member's memberships are loaded once, for the account switcher and the API as well
     (``request.memberships``, for the user ``request.memberships_user_id``), and with them the

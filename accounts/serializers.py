@@ -1,7 +1,7 @@
 from django.utils.translation import gettext_lazy as _
 from rest_framework import serializers
 
-from billing_console.api_common import StrictCharField
+from core.api import StrictCharField
 
 from .models import Account, Membership
 

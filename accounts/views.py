@@ -14,7 +14,7 @@ from django.utils.translation import gettext_lazy
 from django.views import View
 from django.views.generic import FormView, TemplateView
 
-from billing_console.views.base import MemberPage
+from core.views import MemberPage
 from invoices.models import Invoice
 from payments.models import PaymentMethod
 

@@ -1,4 +1,4 @@
-"""API authentication. Kept apart from api_common: DRF imports it while loading its own views."""
+"""API authentication. Kept apart from the API toolkit: DRF imports it while loading its own views."""
 
 from django.core.exceptions import ObjectDoesNotExist
 from django.utils import translation

@@ -92,6 +92,7 @@ INSTALLED_APPS = [
     "rest_framework.authtoken",
     "drf_spectacular",
     "drf_spectacular_sidecar",
+    "core",
     "billing_console",
     "accounts",
     "payments",
@@ -161,7 +162,7 @@ try:
 except Exception as exc:
     raise ImproperlyConfigured(f"CACHE_URL is not a valid cache URL: {exc}") from None
 if CACHES["default"]["BACKEND"] == "django.core.cache.backends.redis.RedisCache":
-    CACHES["default"]["BACKEND"] = "billing_console.cache.RedisCache"  # the same, for less processor time
+    CACHES["default"]["BACKEND"] = "core.cache.RedisCache"  # the same, for less processor time
 
 # Sessions live in the database. With a shared in-memory cache (Redis, memcached) they are also
 # kept there, so a request reads its session from the cache instead of querying the database; the
@@ -169,7 +170,7 @@ if CACHES["default"]["BACKEND"] == "django.core.cache.backends.redis.RedisCache"
 # one process (local memory) must not hold them: signing out in one process would not reach
 # another's copy.
 SHARED_CACHE_BACKENDS = {
-    "billing_console.cache.RedisCache",
+    "core.cache.RedisCache",
     "django.core.cache.backends.redis.RedisCache",
     "django.core.cache.backends.memcached.PyMemcacheCache",
     "django.core.cache.backends.memcached.PyLibMCCache",
@@ -285,7 +286,7 @@ REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
     "PAGE_SIZE": 50,
-    "EXCEPTION_HANDLER": "billing_console.api_common.api_exception_handler",
+    "EXCEPTION_HANDLER": "core.api.api_exception_handler",
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Billing console API",

@@ -33,7 +33,7 @@ from accounts.admin import (
     rank_label,
 )
 from accounts.models import AuditEvent
-from billing_console.money import format_money
+from core.money import format_money
 
 from .models import Invoice, PaymentAttempt, SettlementRun
 from .services import invoice_mark_uncollectible, invoice_void

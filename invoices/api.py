@@ -10,17 +10,10 @@ from rest_framework.generics import ListAPIView
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from accounts.api_access import ACCOUNT_PERMISSIONS, AccountScopedSchema, request_account
 from accounts.selectors import get_for_account, scoped
 from accounts.services import actor_label_for
-from billing_console.api_common import (
-    ACCOUNT_PERMISSIONS,
-    AccountScopedSchema,
-    Conflict,
-    IsOperatorStaff,
-    error_responses,
-    id_parameter,
-    request_account,
-)
+from core.api import Conflict, IsOperatorStaff, error_responses, id_parameter
 from payments.models import PaymentMethod
 
 from .models import Invoice, PaymentAttempt

@@ -3,13 +3,13 @@ from django.utils.translation import gettext_lazy as _
 from rest_framework import serializers
 
 from accounts.models import Account
-from billing_console.api_common import (
+from core.api import (
     ID_SCHEMA,
     StrictCharField,
     StrictDateField,
     StrictIntegerField,
 )
-from billing_console.money import format_money
+from core.money import format_money
 from payments.serializers import PaymentMethodSummarySerializer
 
 from .models import Invoice, PaymentAttempt

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
-from billing_console.money import format_money
+from core.money import format_money
 from invoices.settlement.plan import position_label
 
 from .models import PaymentAttempt

@@ -12,7 +12,7 @@ from django.views import View
 from django.views.generic import TemplateView
 
 from accounts.selectors import get_for_account, scoped
-from billing_console.views.base import MemberPage
+from core.views import MemberPage
 from payments.forms import PayNowForm
 from payments.models import PaymentMethod
 

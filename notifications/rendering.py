@@ -22,7 +22,7 @@ from django.template.loader import get_template
 from django.urls import reverse
 from django.utils.http import urlencode
 
-from billing_console.money import format_money
+from core.money import format_money
 from invoices.models import PaymentAttempt
 from invoices.settlement.plan import position_label
 from invoices.timeline import decline_words

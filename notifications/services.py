@@ -13,7 +13,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone, translation
 
 from accounts.models import Account, Membership
-from billing_console.bulk import insert_rows, update_rows
+from core.bulk import insert_rows, update_rows
 
 from .models import SentEmail
 

@@ -8,17 +8,12 @@ from rest_framework.generics import ListAPIView
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from accounts.api_access import ACCOUNT_PERMISSIONS, AccountScopedSchema, request_account
 from accounts.selectors import get_for_account, scoped
-from billing_console.api_common import (
-    ACCOUNT_PERMISSIONS,
-    AccountScopedSchema,
-    AddMethodThrottled,
-    error_responses,
-    id_parameter,
-    request_account,
-)
+from core.api import error_responses, id_parameter
 
 from . import services
+from .api_errors import AddMethodThrottled
 from .gateways.base import InvalidPaymentDetails
 from .models import ChargeOrderEntry, PaymentMethod
 from .ratelimit import add_method_blocked, add_method_failure_record

@@ -3,7 +3,7 @@ from django.utils.translation import gettext_lazy as _
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from billing_console.api_common import ID_SCHEMA, StrictBooleanField, StrictCharField, StrictIntegerField
+from core.api import ID_SCHEMA, StrictBooleanField, StrictCharField, StrictIntegerField
 
 from .models import PaymentMethod
 

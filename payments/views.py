@@ -19,8 +19,8 @@ from django.views.decorators.debug import sensitive_post_parameters, sensitive_v
 from django.views.generic import FormView, TemplateView
 
 from accounts.selectors import get_for_account, scoped
-from billing_console.views.base import ManagerPage, MemberPage
 from billing_console.views.dashboard import charge_order_entries
+from core.views import ManagerPage, MemberPage
 
 from . import services
 from .forms import ADD_FORMS, SENSITIVE_FIELDS, ExpiryForm

@@ -6,7 +6,7 @@ import pytest
 from django.utils import timezone
 
 from accounts.models import AuditEvent
-from billing_console.bulk import insert_rows, update_rows
+from core.bulk import insert_rows, update_rows
 from invoices.models import Invoice
 from tests.factories import AccountFactory, InvoiceFactory
 

@@ -13,7 +13,7 @@ from django.urls import reverse
 from django.utils import translation
 
 from accounts.models import Membership, Profile
-from billing_console.money import format_money
+from core.money import format_money
 from invoices.models import Invoice
 from tests.factories import (
     AccountFactory,

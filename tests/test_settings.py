@@ -90,7 +90,7 @@ def test_sessions_are_cached_only_in_a_cache_every_process_shares(cache_url, eng
 
 
 def test_the_redis_cache_keeps_one_client_per_server():
-    from billing_console.cache import RedisCache
+    from core.cache import RedisCache
 
     cache = RedisCache("redis://127.0.0.1:6379/0", {})
     client = cache._cache.get_client("a")

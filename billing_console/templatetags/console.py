@@ -13,7 +13,7 @@ from django.utils.html import format_html
 from django.utils.translation import gettext as _
 from django.utils.translation import pgettext
 
-from billing_console.money import format_money
+from core.money import format_money
 from invoices.models import Invoice
 from invoices.settlement.plan import position_label
 from invoices.timeline import decline_words

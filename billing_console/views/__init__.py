@@ -1,6 +1,7 @@
 """The console's shell: the base views every page builds on, and the dashboard."""
 
-from .base import ConsolePage, ManagerPage, MemberPage
+from core.views import ConsolePage, ManagerPage, MemberPage
+
 from .dashboard import DashboardView
 
 __all__ = ["ConsolePage", "DashboardView", "ManagerPage", "MemberPage"]

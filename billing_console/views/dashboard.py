@@ -10,11 +10,10 @@ from django.utils.translation import gettext_lazy
 
 from accounts.models import AuditEvent
 from accounts.selectors import scoped
-from billing_console.money import format_money
+from core.money import format_money
+from core.views import ConsolePage
 from invoices.models import Invoice
 from payments.models import ChargeOrderEntry, PaymentMethod
-
-from .base import ConsolePage
 
 EXPIRY_WARNING_DAYS = 30
 # What PaymentMethod.label reads.

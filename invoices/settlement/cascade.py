@@ -34,7 +34,7 @@ from django.utils.translation import gettext as _
 
 from accounts.models import Account, AuditEvent
 from accounts.services import account_set_status, audit_event
-from billing_console.bulk import insert_rows, update_rows
+from core.bulk import insert_rows, update_rows
 from invoices.models import Invoice, PaymentAttempt, SettlementRun
 from notifications.services import notification_queue_many
 from payments import declines

@@ -25,7 +25,7 @@ from django.db.models import Sum
 from django.utils import timezone
 from django.utils.translation import gettext_lazy
 
-from billing_console.bulk import insert_rows
+from core.bulk import insert_rows
 from payments.sandbox.models import SandboxCharge, SandboxFault, SandboxRefund, SandboxToken
 from payments.sandbox.routers import SANDBOX_DB
 

@@ -17,7 +17,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from accounts.models import Account
-from billing_console.money import format_money
+from core.money import format_money
 from invoices.settlement import Outcome, settlement_dry_run, settlement_run
 from invoices.settlement.claim import due_queryset
 from payments.gateways import get_gateway

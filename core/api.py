@@ -1,90 +1,39 @@
-"""What every API view shares: the caller's account, the role checks, the error format and its schema.
+"""The API toolkit every app's API shares: strict input fields, the JSON error format and its schema.
 
-The account is resolved through accounts.selectors, the same lookup the console uses, so an API view
-cannot see more than the console would show the same member.
+Apps teach the error handler about their own exceptions with ``register_error``, from their
+``AppConfig.ready()``, so this module imports no app.
 """
 
 import logging
 import re
+from collections.abc import Callable
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.core.signals import got_request_exception
 from django.http import Http404
 from django.utils.translation import gettext_lazy as _
-from drf_spectacular.openapi import AutoSchema
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse
 from rest_framework import exceptions, serializers, status
-from rest_framework.authentication import SessionAuthentication
 from rest_framework.fields import get_error_detail
-from rest_framework.permissions import SAFE_METHODS, BasePermission
+from rest_framework.permissions import BasePermission
 from rest_framework.response import Response
 from rest_framework.settings import api_settings
 from rest_framework.views import exception_handler as drf_exception_handler
 
-from accounts.middleware import SESSION_KEY
-from accounts.models import Membership
-from accounts.selectors import membership_for, request_memberships
-from payments.gateways.base import GatewayUnavailable, InvalidPaymentDetails
+logger = logging.getLogger("core.api")
 
-logger = logging.getLogger("billing_console.api")
-
-ACCOUNT_HEADER = "X-Account"
-ACCOUNT_QUERY_PARAM = "account"
 # A positive id of up to 18 digits: what ID_SCHEMA allows, as text.
-ACCOUNT_ID_PATTERN = re.compile(r"^[1-9][0-9]{0,17}\Z")
-_UNRESOLVED = object()
+ID_PATTERN = re.compile(r"^[1-9][0-9]{0,17}\Z")
+# Ids are positive 64-bit integers; ID_PATTERN accepts up to 18 digits.
+ID_SCHEMA = {"type": "integer", "minimum": 1, "maximum": 999_999_999_999_999_999}
+
+_converters: list[tuple[type[Exception], Callable[[Exception], Exception]]] = []
 
 
-# The caller's account ---------------------------------------------------------------------------
-
-
-def _requested_account_id(request) -> int | None:
-    """The account named by the X-Account header, else by ``?account=``; None if neither is sent."""
-    named = None
-    for source, raw in (
-        (ACCOUNT_QUERY_PARAM, request.query_params.get(ACCOUNT_QUERY_PARAM)),
-        (ACCOUNT_HEADER, request.headers.get(ACCOUNT_HEADER)),
-    ):
-        if raw is None:
-            continue
-        if not ACCOUNT_ID_PATTERN.match(raw.strip()):
-            raise exceptions.ValidationError(
-                {source: [_("Choose an account by its id, a positive whole number.")]}
-            )
-        named = int(raw)  # the header, read last, wins
-    return named
-
-
-def request_membership(request) -> Membership | None:
-    """The caller's membership of the account chosen with ``X-Account`` (or ``?account=``).
-
-    Without a choice it is the account the console has current for this session, else the
-    member's first account, as in the console. Naming an account the caller does not belong to is
-    a 404: it must not reveal whether the account exists, nor quietly act on another one.
-    """
-    cached = getattr(request, "_api_membership", _UNRESOLVED)
-    if cached is not _UNRESOLVED:
-        return cached
-    requested = _requested_account_id(request)
-    fallback, loaded = None, None
-    if isinstance(request.successful_authenticator, SessionAuthentication):
-        fallback = request.session.get(SESSION_KEY)
-        # The console's middleware already loaded this session user's memberships.
-        loaded = request_memberships(request._request, user=request.user)
-    membership = membership_for(user=request.user, account_id=requested or fallback, memberships=loaded)
-    if requested is not None and (membership is None or membership.account_id != requested):
-        raise exceptions.NotFound(_("You are not a member of that account."))
-    request._api_membership = membership
-    return membership
-
-
-def request_account(request):
-    """The account every queryset of an account-scoped view is restricted to."""
-    membership = request_membership(request)
-    if membership is None:  # IsAccountMember runs first; this is a programming error
-        raise exceptions.PermissionDenied(IsAccountMember.message)
-    return membership.account
+def register_error(exception: type[Exception], convert: Callable[[Exception], Exception]) -> None:
+    """Answer ``exception`` (raised by a service) as the DRF exception ``convert`` returns."""
+    _converters.append((exception, convert))
 
 
 # Input fields -----------------------------------------------------------------------------------
@@ -134,37 +83,15 @@ class StrictDateField(serializers.DateField):
 # Permissions ------------------------------------------------------------------------------------
 
 
-def _authenticated(request) -> bool:
+def is_authenticated(request) -> bool:
     return bool(request.user and request.user.is_authenticated)
-
-
-class IsAccountMember(BasePermission):
-    message = _("You are not a member of any account.")
-
-    def has_permission(self, request, view):
-        return _authenticated(request) and request_membership(request) is not None
-
-
-class CanManageBilling(BasePermission):
-    """Owners and billing members may change methods and pay; viewers may only read."""
-
-    message = _("Your role in this account can read billing details but not change them.")
-
-    def has_permission(self, request, view):
-        if request.method in SAFE_METHODS:
-            return True
-        membership = request_membership(request) if _authenticated(request) else None
-        return membership is not None and membership.can_manage
-
-
-ACCOUNT_PERMISSIONS = [IsAccountMember, CanManageBilling]
 
 
 class IsOperatorStaff(BasePermission):
     message = _("Only the operator's staff may do this.")
 
     def has_permission(self, request, view):
-        return _authenticated(request) and request.user.is_staff
+        return is_authenticated(request) and request.user.is_staff
 
 
 # Errors -----------------------------------------------------------------------------------------
@@ -174,18 +101,6 @@ class Conflict(exceptions.APIException):
     status_code = status.HTTP_409_CONFLICT
     default_detail = _("The request conflicts with the current state.")
     default_code = "conflict"
-
-
-class GatewayUnavailableError(exceptions.APIException):
-    status_code = status.HTTP_503_SERVICE_UNAVAILABLE
-    default_detail = _("The payment gateway is not answering. Try again in a few minutes.")
-    default_code = "gateway_unavailable"
-
-
-class AddMethodThrottled(exceptions.Throttled):
-    default_detail = _(
-        "Too many payment methods were refused for this account in the last hour. Try again later."
-    )
 
 
 def _flatten(detail, prefix: str = "") -> dict[str, list[str]]:
@@ -207,10 +122,10 @@ def _flatten(detail, prefix: str = "") -> dict[str, list[str]]:
 
 
 def _as_drf(exc: Exception) -> Exception:
-    """Services speak Django and the gateway layer; the API answers in DRF's exceptions."""
-    if isinstance(exc, InvalidPaymentDetails):
-        # The gateway's message never repeats the number that was typed.
-        return exceptions.ValidationError({exc.field: [exc.message]}, code=exc.code)
+    """Services speak Django (and each app its own errors); the API answers in DRF's exceptions."""
+    for exception, convert in _converters:
+        if isinstance(exc, exception):
+            return convert(exc)
     if isinstance(exc, DjangoValidationError):
         if hasattr(exc, "error_dict"):
             return exceptions.ValidationError(
@@ -222,8 +137,6 @@ def _as_drf(exc: Exception) -> Exception:
                 }
             )
         return exceptions.ValidationError({api_settings.NON_FIELD_ERRORS_KEY: get_error_detail(exc)})
-    if isinstance(exc, GatewayUnavailable):
-        return GatewayUnavailableError()
     if isinstance(exc, Http404):
         return exceptions.NotFound()
     if isinstance(exc, DjangoPermissionDenied):
@@ -301,39 +214,6 @@ _RESPONSES = {
 
 def error_responses(*codes: int) -> dict[int, OpenApiResponse]:
     return {code: OpenApiResponse(_RESPONSES[code][0], description=_RESPONSES[code][1]) for code in codes}
-
-
-# Ids are positive 64-bit integers; ACCOUNT_ID_PATTERN accepts up to 18 digits.
-ID_SCHEMA = {"type": "integer", "minimum": 1, "maximum": 999_999_999_999_999_999}
-
-ACCOUNT_PARAMETERS = [
-    # Header values are text on the wire; the pattern is ID_SCHEMA's range.
-    OpenApiParameter(
-        ACCOUNT_HEADER,
-        {"type": "string", "pattern": ACCOUNT_ID_PATTERN.pattern.replace("\\Z", "$")},
-        OpenApiParameter.HEADER,
-        description=_(
-            "The account to act on, for members of several accounts (default: the first one). "
-            "An account the caller is not a member of is a 404."
-        ),
-    ),
-    OpenApiParameter(
-        ACCOUNT_QUERY_PARAM,
-        ID_SCHEMA,
-        OpenApiParameter.QUERY,
-        description=_(
-            "The same choice as the X-Account header, for clients that cannot set headers; the header "
-            "wins when both are sent."
-        ),
-    ),
-]
-
-
-class AccountScopedSchema(AutoSchema):
-    """Documents the account choice on every operation of an account-scoped view."""
-
-    def get_override_parameters(self):
-        return [*ACCOUNT_PARAMETERS, *super().get_override_parameters()]
 
 
 def id_parameter(name: str = "id", description: str = "") -> OpenApiParameter:
