@@ -14,6 +14,8 @@ from collections import Counter
 
 from django.conf import settings
 from django.db import connection, connections, transaction
+from django.db.models import Q
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from invoices.models import Invoice, SettlementRun
@@ -107,13 +109,8 @@ def runs_mark_interrupted(*, now: datetime.datetime | None = None) -> int:
     now = now or timezone.now()
     # A live run beats every quarter lease; one silent for a whole lease has lost its leases anyway.
     stale = now - datetime.timedelta(seconds=lease_seconds())
-    marked = 0
-    for run in SettlementRun.objects.filter(status=SettlementRun.Status.RUNNING).only(
-        "pk", "started_at", "heartbeat_at"
-    ):
-        last = run.heartbeat_at or run.started_at
-        if last < stale:
-            marked += SettlementRun.objects.filter(pk=run.pk, status=SettlementRun.Status.RUNNING).update(
-                status=SettlementRun.Status.INTERRUPTED, finished_at=last
-            )
-    return marked
+    return (
+        SettlementRun.objects.filter(status=SettlementRun.Status.RUNNING)
+        .filter(Q(heartbeat_at__lt=stale) | Q(heartbeat_at__isnull=True, started_at__lt=stale))
+        .update(status=SettlementRun.Status.INTERRUPTED, finished_at=Coalesce("heartbeat_at", "started_at"))
+    )
