@@ -106,3 +106,108 @@ def test_migrate_forgets_records_an_older_migrate_left_in_the_wrong_database(tmp
     stock, after = result.stdout.splitlines()[-2:]
     assert "'accounts'" in stock and "'invoices'" in stock
     assert after == "after ['sandbox']"
+
+
+# A PostgreSQL DATABASE_URL whose sandbox twin does not exist: created when the server allows it,
+# otherwise one line saying how, never a traceback.
+
+
+def _server():
+    from django.conf import settings
+
+    default = settings.DATABASES["default"]
+    return {
+        "host": default.get("HOST") or "127.0.0.1",
+        "port": str(default.get("PORT") or 5432),
+        "user": default.get("USER") or "postgres",
+        "password": default.get("PASSWORD") or None,
+    }
+
+
+def _admin(*statements):
+    import psycopg
+
+    with psycopg.connect(dbname="postgres", autocommit=True, **_server()) as conn:
+        for statement in statements:
+            conn.execute(statement)
+
+
+def _exists(name):
+    import psycopg
+
+    with psycopg.connect(dbname="postgres", autocommit=True, **_server()) as conn:
+        return conn.execute("select 1 from pg_database where datname = %s", [name]).fetchone() is not None
+
+
+def _postgres_env(name, user=None):
+    server = _server()
+    password = f":{server['password']}" if server["password"] else ""
+    url = f"postgres://{user or server['user']}{password}@{server['host']}:{server['port']}/{name}"
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(("DJANGO_", "DATABASE_URL", "SANDBOX_DATABASE_URL"))
+    }
+    env.update(DJANGO_SETTINGS_MODULE="billing_console.settings", DATABASE_URL=url)
+    return env
+
+
+def _run(env, *args):
+    return subprocess.run(
+        [sys.executable, "manage.py", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300
+    )
+
+
+@pytest.mark.postgres
+def test_missing_sandbox_database_is_created_by_migrate_and_by_seed_demo():
+    name = f"billing_sandbox_twin_{os.getpid()}"
+    twin = f"{name}_sandbox"
+    drop = [f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)' for db in (twin, name)]
+    _admin(*drop, f'CREATE DATABASE "{name}"')
+    try:
+        env = _postgres_env(name)
+        result = _run(env, "migrate", "--noinput", "--database", "sandbox")
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert "Traceback" not in result.stderr
+        assert _exists(twin)
+        assert _run(env, "showmigrations", "--database", "sandbox").stdout.split() == [
+            "sandbox",
+            "[X]",
+            "0001_initial",
+        ]
+
+        # seed_demo on a migrated database whose twin went missing: created, with its tables.
+        _admin(f'DROP DATABASE "{twin}" WITH (FORCE)')
+        assert _run(env, "migrate", "--noinput", "-v0").returncode == 0
+        result = _run(env, "seed_demo", "--force")
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert "Traceback" not in result.stderr
+        assert _exists(twin)
+    finally:
+        _admin(*drop)
+
+
+@pytest.mark.postgres
+def test_missing_sandbox_database_the_role_may_not_create_stops_with_one_line():
+    name = f"billing_sandbox_twin_{os.getpid()}_nocreate"
+    twin = f"{name}_sandbox"
+    role = f"billing_sandbox_twin_{os.getpid()}"
+    drop = [f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)' for db in (twin, name)]
+    _admin(*drop, f'DROP ROLE IF EXISTS "{role}"', f'CREATE ROLE "{role}" LOGIN NOCREATEDB')
+    try:
+        _admin(f'CREATE DATABASE "{name}" OWNER "{role}"')
+        env = _postgres_env(name, user=role)
+        assert _run(env, "migrate", "--noinput", "-v0").returncode == 0
+        for command in (["migrate", "--noinput", "--database", "sandbox"], ["seed_demo", "--force"]):
+            result = _run(env, *command)
+            assert result.returncode == 1, result.stdout + result.stderr
+            assert "Traceback" not in result.stderr
+            lines = result.stderr.strip().splitlines()
+            assert len(lines) == 1, result.stderr
+            assert lines[0].startswith(f'CommandError: The sandbox database "{twin}" does not exist')
+            server = _server()
+            command = f"createdb -h {server['host']} -p {server['port']} -U {role} {twin}"
+            assert lines[0].endswith(f"Create it with: {command}")
+        assert not _exists(twin)
+    finally:
+        _admin(*drop, f'DROP ROLE IF EXISTS "{role}"')
