@@ -3,6 +3,7 @@
 
 import ast
 import importlib.metadata
+import os
 import re
 import subprocess
 import sys
@@ -157,3 +158,37 @@ def test_the_product_imports_only_what_the_runtime_lock_installs():
         if not {_name(dist) for dist in distributions.get(module, [])} & set(installed)
     }
     assert not missing, f"imported by the product but not in requirements.lock: {missing}"
+
+
+# The README's install and production parts say what the code does.
+
+README = (ROOT / "README.md").read_text()
+
+
+def _settings_load(**env):
+    environment = {key: value for key, value in os.environ.items() if not key.startswith("DJANGO_")}
+    environment.update(DJANGO_SETTINGS_MODULE="billing_console.settings", **env)
+    return subprocess.run(
+        [sys.executable, "-c", "import django; django.setup()"],
+        cwd=ROOT,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_readme_states_the_lease_minimum_the_settings_enforce():
+    row = next(line for line in README.splitlines() if line.startswith("| `BILLING_LEASE_SECONDS`"))
+    assert "At least `5`: a value below 5 is refused" in row
+    refused = _settings_load(BILLING_LEASE_SECONDS="4")
+    assert refused.returncode != 0
+    assert "BILLING_LEASE_SECONDS must be at least 5, not 4." in refused.stderr
+    assert _settings_load(BILLING_LEASE_SECONDS="5").returncode == 0
+
+
+def test_readme_production_example_sets_a_shared_cache_and_installs_the_runtime_lock():
+    example = README.split("## Production serving", 1)[1].split("```sh", 1)[1].split("```", 1)[0]
+    assert "pip install -r requirements.lock" in example
+    assert "CACHE_URL=redis://" in example
+    assert "make lock" in README
