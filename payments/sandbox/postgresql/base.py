@@ -50,7 +50,8 @@ class DatabaseWrapper(base.DatabaseWrapper):
             default.get(key) == self.settings_dict.get(key) for key in ("HOST", "PORT", "USER")
         )
         if not same_server:
-            raise CommandError(self._missing_message(name, "is not on the default database's server"))
+            why = "is on another server than DATABASE_URL's, so it is not created automatically"
+            raise CommandError(self._missing_message(name, why))
         server = connections.create_connection("default")  # a connection of its own, in autocommit
         try:
             with server.cursor() as cursor:
@@ -70,6 +71,5 @@ class DatabaseWrapper(base.DatabaseWrapper):
             if self.settings_dict.get(key):
                 command += [flag, str(self.settings_dict[key])]
         command.append(name)
-        return f'The sandbox database "{name}" does not exist and {why}. Create it with: ' + shlex.join(
-            command
-        )
+        how = shlex.join(command)
+        return f'The sandbox database "{name}" does not exist and {why}. Create it with: {how}'
