@@ -117,3 +117,30 @@ def test_the_contracts_break_on_a_forbidden_import(
     assert "Contracts: 1 kept, 1 broken." in report
     assert f"{contracts[broken]['name']} BROKEN" in report
     assert f"{PROBE}.{culprit}" in report
+
+
+@pytest.fixture(scope="module")
+def sources() -> dict[str, str]:
+    """The product's own text, by path: code, templates and the console's script."""
+    root = Path(settings.BASE_DIR)
+    return {
+        str(path.relative_to(root)): path.read_text()
+        for folder in [*TOP_TO_BOTTOM, "templates", "static"]
+        for path in (root / folder).rglob("*")
+        if path.suffix in {".py", ".html", ".txt", ".js"} and "migrations" not in path.parts
+    }
+
+
+@pytest.mark.parametrize(
+    ("words", "home"),
+    [
+        ('"Backup %(n)s"', "payments/ranks.py"),
+        ('_("Primary")', "payments/ranks.py"),
+        ('"the card was reported lost"', "payments/declines.py"),
+        ('"revocation_of_all_authorizations"', "payments/declines.py"),
+    ],
+)
+def test_the_charge_order_labels_and_decline_words_are_written_once(sources, words, home):
+    """The charge order's labels and the decline vocabulary (the codes' classes and the words a
+    customer reads) each have one home, which the rest call. A gateway's own reply text is its own."""
+    assert [path for path, text in sources.items() if words in text] == [home]
