@@ -68,7 +68,7 @@ def describe_event(event: AuditEvent, *, methods: dict, invoices: dict) -> str:
 
 
 class ActivityView(MemberPage, TemplateView):
-    template_name = "accounts/activity.html"
+    template_name = "console/activity.html"
     page_title = gettext_lazy("Activity")
     nav = "activity"
     paginate_by = 50
