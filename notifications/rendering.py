@@ -4,8 +4,9 @@
 The caller (the settlement's emails, payments' notices and reminders) builds the context as JSON
 when the event happens: facts, not sentences. Words, money and dates are made at send time, under
 each recipient group's language: the templates turn the caller's facts into words with the
-caller's own template filters (``{% load payments %}``: ``position|position_label``,
-``decline_code|decline_words``), and this module applies two conventions of its own:
+callers' own template filters (``{% load payments %}``: ``position|position_label``,
+``decline_code|decline_words``; ``{% load invoices %}``: ``skip_reason|skip_reason_words``), and
+this module applies two conventions of its own:
 
 - ``amount_minor`` with ``currency``  -> ``amount``, formatted with the currency's own rules;
 - ``…_on`` (ISO date), ``…_at`` (ISO date and time) -> date and datetime objects for ``|date``.
