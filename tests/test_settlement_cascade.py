@@ -200,9 +200,9 @@ def test_method_removed_after_the_claim_is_skipped_not_charged(account, monkeypa
     second = utils.add_card(account, utils.SUCCEEDS)
     third = utils.add_card(account, utils.SUCCEEDS)
     invoice = InvoiceFactory(account=account)
-    from invoices.settlement import cascade
+    from invoices.settlement import calls
 
-    real_call = cascade._call_gateway
+    real_call = calls._call_gateway
 
     def call_then_customer_removes_backup(attempt, replay=False):
         result = real_call(attempt, replay=replay)
@@ -210,7 +210,7 @@ def test_method_removed_after_the_claim_is_skipped_not_charged(account, monkeypa
             PaymentMethod.objects.filter(pk=second.pk).update(status="removed", removed_at=timezone.now())
         return result
 
-    monkeypatch.setattr(cascade, "_call_gateway", call_then_customer_removes_backup)
+    monkeypatch.setattr(calls, "_call_gateway", call_then_customer_removes_backup)
     settle()
 
     invoice.refresh_from_db()
@@ -400,16 +400,16 @@ def test_a_call_that_raises_errors_its_invoice_only_and_leaves_the_attempt_to_re
     utils.add_card(good, utils.SUCCEEDS)
     broken = utils.add_card(bad, utils.SUCCEEDS)
     ok_invoice, bad_invoice = InvoiceFactory(account=good), InvoiceFactory(account=bad)
-    from invoices.settlement import cascade
+    from invoices.settlement import calls
 
-    real_call = cascade._call_gateway
+    real_call = calls._call_gateway
 
     def explode_for_one(attempt, replay=False):
         if attempt.method_id == broken.pk:
             raise RuntimeError("gateway client bug")
         return real_call(attempt, replay=replay)
 
-    monkeypatch.setattr(cascade, "_call_gateway", explode_for_one)
+    monkeypatch.setattr(calls, "_call_gateway", explode_for_one)
     summary = settle()
 
     ok_invoice.refresh_from_db()
@@ -423,9 +423,9 @@ def test_a_call_that_raises_errors_its_invoice_only_and_leaves_the_attempt_to_re
 def test_a_worker_that_outlived_its_lease_changes_nothing(account, monkeypatch):
     card = utils.add_card(account, utils.SUCCEEDS)
     invoice = InvoiceFactory(account=account)
-    from invoices.settlement import cascade
+    from invoices.settlement import calls
 
-    real_call = cascade._call_gateway
+    real_call = calls._call_gateway
     takeover = {}
 
     def stall_past_the_lease(attempt, replay=False):
@@ -438,7 +438,7 @@ def test_a_worker_that_outlived_its_lease_changes_nothing(account, monkeypatch):
             takeover["summary"] = settle()
         return real_call(attempt, replay=replay)
 
-    monkeypatch.setattr(cascade, "_call_gateway", stall_past_the_lease)
+    monkeypatch.setattr(calls, "_call_gateway", stall_past_the_lease)
     stalled = settle()
 
     invoice.refresh_from_db()
