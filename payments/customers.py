@@ -14,11 +14,12 @@ from .gateways import get_gateway
 from .models import GatewayCustomer
 
 
-def gateway_customer_reference(*, account: Account, gateway: str | None = None) -> str:
-    """The account's customer reference at ``gateway`` (by default the configured one)."""
+def gateway_customer_reference(*, account_id: int, gateway: str | None = None) -> str:
+    """The account's customer reference at ``gateway`` (by default the configured one): one query
+    once it exists; the first time, a call to the gateway to create it."""
     gateway_impl = get_gateway(gateway)
     found = (
-        GatewayCustomer.objects.filter(account_id=account.pk, gateway=gateway_impl.name)
+        GatewayCustomer.objects.filter(account_id=account_id, gateway=gateway_impl.name)
         .values_list("reference", flat=True)
         .first()
     )
@@ -26,6 +27,7 @@ def gateway_customer_reference(*, account: Account, gateway: str | None = None) 
         return found
     if not _outside_transactions():
         raise RuntimeError("A gateway customer must be created outside any database transaction.")
+    account = Account.objects.get(pk=account_id)
     reference = gateway_impl.customer_create(
         account_id=account.pk, name=account.name, email=account.billing_email
     )
@@ -36,7 +38,7 @@ def gateway_customer_reference(*, account: Account, gateway: str | None = None) 
             )
     except IntegrityError:
         # Another request created the account's customer first: that one is the customer.
-        return GatewayCustomer.objects.get(account_id=account.pk, gateway=gateway_impl.name).reference
+        return GatewayCustomer.objects.get(account=account, gateway=gateway_impl.name).reference
     return reference
 
 

@@ -260,7 +260,7 @@ def payment_method_setup_start(*, account: Account, kind: str) -> SetupSession:
     """What the add-method page needs from the gateway to collect a method of ``kind`` (outside any
     transaction: it may create the account's customer at the processor)."""
     gateway = get_gateway()
-    customer = gateway_customer_reference(account=account, gateway=gateway.name)
+    customer = gateway_customer_reference(account_id=account.pk, gateway=gateway.name)
     return gateway.start_setup(account=account, kind=kind, customer=customer)
 
 
@@ -270,7 +270,7 @@ def payment_method_setup_finish(
     """Keep the method the customer's browser saved with the gateway (``reference``: what the
     processor gave the browser back). Raises InvalidPaymentDetails if the gateway will not save it."""
     gateway = get_gateway()
-    customer = gateway_customer_reference(account=account, gateway=gateway.name)
+    customer = gateway_customer_reference(account_id=account.pk, gateway=gateway.name)
     tokenized = gateway.finish_setup(account=account, kind=kind, customer=customer, reference=reference)
     return payment_method_create(
         account=account,

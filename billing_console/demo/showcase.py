@@ -110,7 +110,7 @@ def _tokenize(method: Method, account: Account) -> TokenizedMethod:
         tokenized = gateway.finish_setup(
             account=account,
             kind=collected.kind,
-            customer=gateway_customer_reference(account=account, gateway=gateway.name),
+            customer=gateway_customer_reference(account_id=account.pk, gateway=gateway.name),
             reference=collected.token,
         )
     except GatewayError as exc:
@@ -194,7 +194,7 @@ def _history_pay(invoice: Invoice, method: PaymentMethod, *, paid_at: datetime.d
             attempt.save(force_insert=True)
     gateway = get_gateway()
     result = gateway.charge(
-        customer=gateway_customer_reference(account=invoice.account, gateway=gateway.name),
+        customer=gateway_customer_reference(account_id=invoice.account_id, gateway=gateway.name),
         method_token=attempt.method.token,
         amount_minor=attempt.amount_minor,
         currency=attempt.currency,
