@@ -82,6 +82,8 @@ class SandboxCharge(models.Model):
         ]
         indexes = [
             models.Index(fields=["clears_at"], condition=Q(status="pending"), name="sandbox_charge_clearing"),
+            # list_charges pages through in this order, from a cursor.
+            models.Index(fields=["created_at", "id"], name="sandbox_charge_created"),
         ]
 
     def __str__(self):
