@@ -447,3 +447,50 @@ def test_a_worker_that_outlived_its_lease_changes_nothing(account, monkeypatch):
     assert invoice.status == Invoice.Status.PAID
     assert attempts_of(invoice) == [(1, Status.SUCCEEDED, "", "")]
     assert utils.successful_charges(token=card.token).count() == 1
+
+
+def test_an_interrupted_cascade_resumes_after_the_method_that_declined(account):
+    """A run that recorded the primary's decline and stopped (killed, or its lease lost) before it
+    tried the backup: the next run in the same round goes on at the backup, not the primary again."""
+    from invoices import transitions
+    from invoices.settlement import calls
+    from invoices.transitions import Context
+    from payments.gateways.base import ChargeStatus
+
+    primary = utils.add_card(account, utils.GENERIC_DECLINE)
+    backup = utils.add_card(account, utils.SUCCEEDS)
+    invoice = InvoiceFactory(account=account)
+    declined = transitions.attempt_start(
+        invoice=invoice, sequence=1, method=primary, position=1, ctx=Context(now=timezone.now())
+    )
+    declined.save()
+    reply = calls._call_gateway(declined)
+    assert reply.status == ChargeStatus.FAILED
+    transitions.attempt_record(declined, reply, now=timezone.now())
+    declined.save()
+
+    settle()
+
+    invoice.refresh_from_db()
+    assert invoice.status == Invoice.Status.PAID and invoice.paid_by_method == backup
+    assert attempts_of(invoice) == [(1, Status.FAILED, "generic_decline", ""), (2, Status.SUCCEEDED, "", "")]
+    assert utils.SandboxCharge.objects.filter(token=primary.token).count() == 1
+
+
+def test_a_new_round_starts_again_at_the_primary(account):
+    """The resume holds within a round only: after every method failed, the next round tries the
+    primary first again."""
+    primary = utils.add_card(account, utils.GENERIC_DECLINE)
+    utils.add_card(account, utils.INSUFFICIENT_FUNDS)
+    invoice = InvoiceFactory(account=account)
+    settle()
+    invoice.refresh_from_db()
+    assert (invoice.status, invoice.retry_round) == (Invoice.Status.PAST_DUE, 1)
+
+    settle(as_of=invoice.next_attempt_at)
+
+    second_round = list(
+        invoice.attempts.filter(retry_round=1).order_by("sequence").values_list("method", "status")
+    )
+    assert second_round[0] == (primary.pk, Status.FAILED)
+    assert len(second_round) == 2
