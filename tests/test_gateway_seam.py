@@ -1,12 +1,10 @@
 """The gateway seam: gateways chosen by dotted path, one processor customer per account, methods
 saved in two steps, charges with metadata, retrieve / find, and charges read page by page."""
 
-import datetime
 import io
 import re
 
 import pytest
-import time_machine
 from django.core.exceptions import ImproperlyConfigured
 from django.core.management import call_command
 from django.core.management.base import SystemCheckError
@@ -14,11 +12,18 @@ from django.db import transaction
 from django.utils import timezone, translation
 
 from invoices.models import PaymentAttempt
-from invoices.reconciliation import CHARGED_NOT_RECORDED, differences
 from invoices.settlement import settlement_run
+from payments import services
 from payments.customers import gateway_customer_reference
 from payments.gateways import gateways_check, get_gateway
-from payments.gateways.base import ChargeStatus, GatewayError, InvalidPaymentDetails
+from payments.gateways.base import (
+    ChargeStatus,
+    Gateway,
+    GatewayError,
+    InvalidPaymentDetails,
+    SetupSession,
+    TokenizedMethod,
+)
 from payments.gateways.sandbox import SandboxGateway
 from payments.models import GatewayCustomer
 from payments.sandbox import numbers
@@ -35,6 +40,34 @@ class OtherSandbox(SandboxGateway):
     """A second gateway class, loaded by its dotted path."""
 
     name = "other"
+
+
+class BrowserOnly(Gateway):
+    """A gateway that collects methods in the browser only, as a real processor does."""
+
+    name = "browser"
+
+    def customer_create(self, *, account_id, name="", email=""):
+        return f"cus_browser_{account_id}"
+
+    def start_setup(self, *, account, kind, customer):
+        return SetupSession(kind=kind, client_secret="seti_1_secret_2", publishable_key="pk_test_1")
+
+    def finish_setup(self, *, account, kind, customer, reference):
+        return TokenizedMethod(
+            kind=kind,
+            token=reference,
+            fingerprint="f" * 32,
+            last4="4242",
+            brand="Visa",
+            exp_month=12,
+            exp_year=2040,
+        )
+
+    def charge(self, **kwargs):
+        raise NotImplementedError
+
+    retrieve = find = list_charges = refund = charge
 
 
 @pytest.fixture
@@ -98,6 +131,32 @@ def test_a_gateway_name_without_a_path_is_refused(settings):
         get_gateway("paypal")
     settings.PAYMENT_GATEWAY = "paypal"
     assert [e.id for e in gateways_check()] == ["payments.E001"]
+
+
+def test_only_the_sandbox_takes_numbers_on_the_server_a_browser_gateway_gets_its_setup(settings):
+    settings.PAYMENT_GATEWAYS = {
+        "sandbox": "payments.gateways.sandbox.SandboxGateway",
+        "browser": "tests.test_gateway_seam.BrowserOnly",
+    }
+    settings.PAYMENT_GATEWAY = "browser"
+    account = AccountFactory()
+    with pytest.raises(GatewayError, match="collects payment details in the browser only"):
+        services.payment_method_add_card(
+            account=account, actor=None, number=utils.SUCCEEDS, exp_month=12, exp_year=2040, cvc="123"
+        )
+    assert not SandboxToken.objects.exists()
+    setup = services.payment_method_setup_start(account=account, kind="card")
+    assert (setup.in_browser, setup.client_secret, setup.publishable_key) == (
+        True,
+        "seti_1_secret_2",
+        "pk_test_1",
+    )
+    method = services.payment_method_setup_finish(account=account, actor=None, kind="card", reference="pm_1")
+    assert (method.gateway, method.token, method.label) == ("browser", "pm_1", "Visa •••• 4242")
+    assert (
+        GatewayCustomer.objects.get(account=account, gateway="browser").reference
+        == f"cus_browser_{account.pk}"
+    )
 
 
 # One customer per account -----------------------------------------------------------------------
@@ -247,101 +306,3 @@ def test_an_unresolved_attempt_is_looked_up_before_any_replay(monkeypatch, with_
     invoice.refresh_from_db()
     assert invoice.status == invoice.Status.PAID
     assert SandboxCharge.objects.count() == 1
-
-
-# Charges page by page ---------------------------------------------------------------------------
-
-
-def _charges_at(gateway, minutes: list[int], start: datetime.datetime) -> None:
-    token = card(gateway).token
-    for n, minute in enumerate(minutes):
-        with time_machine.travel(start + datetime.timedelta(minutes=minute), tick=False):
-            pay(gateway, token, f"key-{n}")
-
-
-def test_list_charges_pages_through_with_a_cursor_oldest_first(gateway):
-    start = timezone.now()
-    _charges_at(gateway, [0, 1, 1, 2, 3], start)  # two charges in one minute: the cursor breaks the tie
-    keys, cursor, pages = [], "", 0
-    while True:
-        page = gateway.list_charges(cursor=cursor, limit=2)
-        assert len(page.entries) <= 2
-        keys += [entry.idempotency_key for entry in page.entries]
-        pages += 1
-        if not page.next_cursor:
-            break
-        cursor = page.next_cursor
-    assert keys == [f"key-{n}" for n in range(5)]
-    assert pages == 3
-    assert gateway.list_charges(limit=5).next_cursor == ""
-    assert gateway.list_charges(limit=4).next_cursor != ""
-
-
-def test_list_charges_since_a_moment(gateway):
-    start = timezone.now()
-    _charges_at(gateway, [0, 10, 20], start)
-    page = gateway.list_charges(since=start + datetime.timedelta(minutes=10))
-    assert [entry.idempotency_key for entry in page.entries] == ["key-1", "key-2"]
-    page = gateway.list_charges(since=start + datetime.timedelta(minutes=10), limit=1)
-    after = gateway.list_charges(since=start + datetime.timedelta(minutes=10), cursor=page.next_cursor)
-    assert [e.idempotency_key for e in [*page.entries, *after.entries]] == ["key-1", "key-2"]
-    assert gateway.list_charges(since=start + datetime.timedelta(minutes=30)).entries == []
-
-
-def test_a_page_shows_cleared_debits_in_their_final_state(gateway):
-    token = gateway.tokenize_sepa_debit(iban="DE35370400440532013002", account_holder="Erika").token
-    assert pay(gateway, token, "debit", currency="EUR").status == PENDING
-    [entry] = gateway.list_charges().entries
-    assert (entry.status, entry.decline_code) == (ChargeStatus.FAILED, "account_closed")
-
-
-@pytest.mark.parametrize("bad", [{"cursor": "not-a-cursor"}, {"limit": 0}, {"limit": 10_001}])
-def test_list_charges_refuses_a_bad_cursor_or_limit(gateway, bad):
-    with pytest.raises(GatewayError):
-        gateway.list_charges(**bad)
-
-
-def test_reconciliation_reads_every_page_and_honours_since(gateway):
-    account = AccountFactory(currency="USD")
-    MembershipFactory(account=account)
-    utils.add_card(account)
-    for _ in range(5):
-        InvoiceFactory(account=account)
-    settlement_run()
-    assert SandboxCharge.objects.filter(status="succeeded").count() == 5
-    pages = []
-    real = gateway.list_charges
-
-    def counted(**kwargs):
-        pages.append(kwargs)
-        return real(**kwargs)
-
-    gateway.list_charges = counted
-    assert list(differences(gateway=gateway, page_size=2)) == []
-    assert [p["limit"] for p in pages] == [2, 2, 2] and pages[0]["cursor"] == ""
-    # A stray charge is found on whichever page it falls; a window after it leaves it out.
-    pay(gateway, card(gateway).token, "stray-1")
-    found = list(differences(gateway=gateway, page_size=2))
-    assert [(d.kind, d.idempotency_keys) for d in found] == [(CHARGED_NOT_RECORDED, ("stray-1",))]
-    later = timezone.now() + datetime.timedelta(minutes=1)
-    assert list(differences(gateway=gateway, since=later, page_size=2)) == []
-
-
-def test_reconcile_payments_pages_and_takes_a_since():
-    account = AccountFactory(currency="USD")
-    MembershipFactory(account=account)
-    utils.add_card(account)
-    InvoiceFactory(account=account)
-    InvoiceFactory(account=account)
-    settlement_run()
-    out = io.StringIO()
-    call_command("reconcile_payments", "--page-size", "1", stdout=out)
-    assert "No differences" in out.getvalue()
-    pay(get_gateway(), card(get_gateway()).token, "stray-2")
-    with pytest.raises(SystemExit) as exit_info:
-        call_command("reconcile_payments", "--page-size", "1", stdout=io.StringIO())
-    assert exit_info.value.code == 1
-    tomorrow = (timezone.localdate() + datetime.timedelta(days=1)).isoformat()
-    out = io.StringIO()
-    call_command("reconcile_payments", "--since", tomorrow, stdout=out)
-    assert "No differences" in out.getvalue()
