@@ -195,7 +195,15 @@ def test_reconcile_payments_reports_no_difference_after_settlement_and_catches_a
     token = SandboxCharge.objects.filter(status="succeeded").first().token
     from payments.gateways import get_gateway
 
-    get_gateway().charge(token=token, amount_minor=999, currency="USD", idempotency_key="stray-1", timeout=5)
+    get_gateway().charge(
+        customer="",
+        method_token=token,
+        amount_minor=999,
+        currency="USD",
+        idempotency_key="stray-1",
+        metadata={},
+        timeout=5,
+    )
     # And an attempt we believe succeeded twice for one invoice.
     out = io.StringIO()
     with pytest.raises(SystemExit) as exit_info:
@@ -223,10 +231,12 @@ def test_reconcile_payments_finds_charged_twice_and_recorded_not_charged():
     from payments.gateways import get_gateway
 
     get_gateway().charge(
-        token=method.token,
+        customer="",
+        method_token=method.token,
         amount_minor=invoice.amount_minor,
         currency="USD",
         idempotency_key="settle-extra",
+        metadata={},
         timeout=5,
     )
     # And an attempt we believe succeeded that the gateway never saw.
