@@ -264,4 +264,6 @@ def test_an_unknown_currency_code_is_refused():
         issued_on=datetime.date(2026, 11, 1),
         due_on=datetime.date(2026, 11, 30),
     )
-    assert any("XYZ" in problem for problem in invoice_data_validate(data))
+    assert any(
+        problem.field == "currency" and "XYZ" in problem.message for problem in invoice_data_validate(data)
+    )
