@@ -38,6 +38,8 @@ INSERT_BATCH = 5000
 # More digits than any amount or id can have; int() of a longer text is refused by Python itself.
 MAX_DIGITS = 30
 _DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+# What InvoiceData.matches compares, read for each number already issued.
+COMPARED_FIELDS = ("number", "account_id", "currency", "amount_minor", "issued_on", "due_on")
 # Checks before writing, when another writer keeps issuing the same numbers meanwhile.
 ATTEMPTS = 3
 
@@ -310,11 +312,14 @@ def invoice_rows_check(rows: list[Row]) -> Checked:
     account_ids = {row.data.account_id for row in rows if id_problem(row.data.account_id) is None}
     accounts = {}
     for chunk in _chunks(sorted(account_ids)):
-        accounts.update((account.pk, account) for account in Account.objects.filter(pk__in=chunk).only("pk"))
+        accounts.update(
+            (account.pk, account) for account in Account.objects.filter(pk__in=chunk).order_by().only("pk")
+        )
     numbers = [number for number in first_line if number_problem(number) is None]
     existing = {}
     for chunk in _chunks(numbers):
-        existing.update({invoice.number: invoice for invoice in Invoice.objects.filter(number__in=chunk)})
+        issued = Invoice.objects.filter(number__in=chunk).order_by().only(*COMPARED_FIELDS)
+        existing.update({invoice.number: invoice for invoice in issued})
 
     present = set()
     for row in rows:
