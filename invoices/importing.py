@@ -21,7 +21,7 @@ from django.utils.translation import gettext as _
 
 from accounts.models import Account, AuditEvent
 from accounts.services import audit_event
-from core.bulk import insert_rows
+from core.bulk import copy_rows
 
 from .models import Invoice
 from .rules import id_problem, number_problem
@@ -318,7 +318,7 @@ def invoice_rows_check(rows: list[Row]) -> Checked:
     numbers = [number for number in first_line if number_problem(number) is None]
     existing = {}
     for chunk in _chunks(numbers):
-        issued = Invoice.objects.filter(number__in=chunk).order_by().only(*COMPARED_FIELDS)
+        issued = Invoice.objects.filter(number__in=chunk).order_by().values_list(*COMPARED_FIELDS, named=True)
         existing.update({invoice.number: invoice for invoice in issued})
 
     present = set()
@@ -350,18 +350,25 @@ def _issue(rows: list[Row], checked: Checked, *, actor_label: str) -> int:
     """Insert the new invoices and their audit events, in batches, in the caller's transaction."""
     new = [row.data for row in rows if row.data.number not in checked.present]
     for batch in _chunks(new, INSERT_BATCH):
-        invoices = insert_rows([data.new_invoice() for data in batch])
-        insert_rows(
+        keys = copy_rows(Invoice, [data.invoice_fields() for data in batch])
+        # The event invoice_issue records, made once by audit_event: only the invoice differs.
+        template = audit_event(
+            account=checked.accounts[batch[0].account_id],
+            action=AuditEvent.Action.INVOICE_ISSUED,
+            actor_label=actor_label,
+            obj=Invoice(pk=keys[0]),
+        )
+        common = {
+            field.attname: getattr(template, field.attname)
+            for field in AuditEvent._meta.concrete_fields
+            if not field.primary_key and not getattr(field, "auto_now_add", False)
+        }
+        copy_rows(
+            AuditEvent,
             [
-                audit_event(
-                    account=checked.accounts[invoice.account_id],
-                    action=AuditEvent.Action.INVOICE_ISSUED,
-                    actor_label=actor_label,
-                    obj=invoice,
-                    after=data.audited(),
-                )
-                for data, invoice in zip(batch, invoices, strict=True)
-            ]
+                common | {"account_id": data.account_id, "object_id": str(key), "after": data.audited()}
+                for data, key in zip(batch, keys, strict=True)
+            ],
         )
     return len(new)
 

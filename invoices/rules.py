@@ -71,6 +71,11 @@ def currencies_in_use() -> frozenset[str]:
     )
 
 
+@functools.lru_cache(maxsize=1024)
+def _is_known_currency(code: str) -> bool:
+    return is_currency(code) and code in currencies_in_use()
+
+
 @functools.cache
 def _precision(currency: str) -> int:
     return get_currency_precision(currency)
@@ -105,7 +110,7 @@ def currency_problem(value) -> str | None:
         return _("The currency must be an ISO 4217 code such as USD.")
     if not value.isalpha():
         return _("The currency must be an ISO 4217 code such as USD.")
-    if not is_currency(value) or value not in currencies_in_use():
+    if not _is_known_currency(value):
         return _("%(code)s is not a known currency.") % {"code": value}
     return None
 
@@ -123,16 +128,17 @@ def amount_problem(value, *, currency: str | None) -> str | None:
     return None
 
 
-def date_problem(value, *, label: str) -> str | None:
-    if not isinstance(value, datetime.date) or isinstance(value, datetime.datetime):
-        return _("%(label)s must be a date.") % {"label": label}
-    if not EARLIEST_DATE <= value <= LATEST_DATE:
+def date_problem(value, *, due: bool) -> str | None:
+    """The issue date's problem, or with ``due`` the due date's."""
+    if isinstance(value, datetime.date) and not isinstance(value, datetime.datetime):
+        if EARLIEST_DATE <= value <= LATEST_DATE:
+            return None
         return _("%(label)s must be between %(earliest)s and %(latest)s.") % {
-            "label": label,
+            "label": _("The due date") if due else _("The issue date"),
             "earliest": EARLIEST_DATE.isoformat(),
             "latest": LATEST_DATE.isoformat(),
         }
-    return None
+    return _("%(label)s must be a date.") % {"label": _("The due date") if due else _("The issue date")}
 
 
 def description_problem(value) -> str | None:

@@ -35,21 +35,22 @@ class InvoiceData:
     due_on: datetime.date
     description: str = ""
 
-    def new_invoice(self) -> Invoice:
-        """The unsaved invoice these details issue, first due at midnight of its due date."""
-        return Invoice(
-            account_id=self.account_id,
-            number=self.number,
-            currency=self.currency,
-            amount_minor=self.amount_minor,
-            issued_on=self.issued_on,
-            due_on=self.due_on,
-            description=self.description,
-            next_attempt_at=timezone.make_aware(datetime.datetime.combine(self.due_on, datetime.time.min)),
-        )
+    def invoice_fields(self) -> dict:
+        """The new invoice's fields, by attribute name: first due at midnight of its due date."""
+        return {
+            "account_id": self.account_id,
+            "number": self.number,
+            "currency": self.currency,
+            "amount_minor": self.amount_minor,
+            "issued_on": self.issued_on,
+            "due_on": self.due_on,
+            "description": self.description,
+            "next_attempt_at": timezone.make_aware(datetime.datetime.combine(self.due_on, datetime.time.min)),
+        }
 
     def matches(self, invoice: Invoice) -> bool:
-        """Whether ``invoice`` is what these details issued: a re-sent number must match."""
+        """Whether ``invoice`` (or a row of its fields) is what these details issued: a re-sent
+        number must match."""
         return (
             invoice.account_id == self.account_id
             and invoice.currency == self.currency
@@ -80,8 +81,8 @@ def invoice_data_validate(data: InvoiceData) -> list[InvoiceProblem]:
                 "amount_minor",
                 amount_problem(data.amount_minor, currency=None if currency else data.currency),
             ),
-            ("issued_on", date_problem(data.issued_on, label=_("The issue date"))),
-            ("due_on", date_problem(data.due_on, label=_("The due date"))),
+            ("issued_on", date_problem(data.issued_on, due=False)),
+            ("due_on", date_problem(data.due_on, due=True)),
             ("description", description_problem(data.description)),
         )
         if message
@@ -104,9 +105,7 @@ def invoice_issue(*, data: InvoiceData, actor_label: str) -> tuple[Invoice, bool
     try:
         with transaction.atomic():
             account = Account.objects.get(pk=data.account_id)
-            invoice = data.new_invoice()
-            invoice.account = account
-            invoice.save(force_insert=True)
+            invoice = Invoice.objects.create(**data.invoice_fields())
             audit_record(
                 account=account,
                 action=AuditEvent.Action.INVOICE_ISSUED,

@@ -537,3 +537,45 @@ def test_a_bad_maximum_stops_start_up_naming_the_setting(value):
     result = start(BILLING_MAX_INVOICE_AMOUNT=value)
     assert result.returncode != 0
     assert "BILLING_MAX_INVOICE_AMOUNT" in result.stderr.strip().splitlines()[-1]
+
+
+@pytest.mark.parametrize("same_details", [True, False])
+def test_a_number_issued_by_another_writer_after_the_check(tmp_path, accounts, monkeypatch, same_details):
+    """Checked, then someone else issues one of the numbers: the insert fails whole, the rows are
+    checked again, and the number is either found identical (imported as already present) or refused."""
+    from invoices import importing
+
+    usd, _eur = accounts
+    real_check, calls = importing.invoice_rows_check, []
+
+    def check_then_race(rows):
+        checked = real_check(rows)
+        if not calls:
+            InvoiceFactory(
+                account=usd,
+                number="R-2",
+                currency="USD",
+                amount_minor=200 if same_details else 999,
+                issued_on=datetime.date(2026, 1, 1),
+                due_on=datetime.date(2026, 1, 2),
+            )
+        calls.append(checked)
+        return checked
+
+    monkeypatch.setattr(importing, "invoice_rows_check", check_then_race)
+    content = csv_rows(
+        f"{usd.pk},R-1,USD,100,2026-01-01,2026-01-02,", f"{usd.pk},R-2,USD,200,2026-01-01,2026-01-02,"
+    )
+    if same_details:
+        assert "Created 1 invoice(s); 1 already present." in run(tmp_path, content)
+        assert len(calls) == 2
+        assert AuditEvent.objects.filter(action=AuditEvent.Action.INVOICE_ISSUED).count() == 1
+    else:
+        err = io.StringIO()
+        with pytest.raises(CommandError, match="nothing was imported"):
+            call_command(
+                "import_invoices", write(tmp_path, content, "r.csv"), stdout=io.StringIO(), stderr=err
+            )
+        assert err.getvalue().splitlines() == ["line 3: invoice R-2 already exists with different details."]
+        assert set(Invoice.objects.values_list("number", flat=True)) == {"R-2"}  # the other writer's alone
+        assert not AuditEvent.objects.filter(action=AuditEvent.Action.INVOICE_ISSUED).exists()
