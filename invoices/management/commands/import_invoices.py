@@ -3,14 +3,8 @@ import sys
 
 from django.core.management.base import BaseCommand, CommandError
 
-from invoices.importing import (
-    FORMATS,
-    InvoiceImportError,
-    NotUtf8Error,
-    import_format_detect,
-    import_text_decode,
-    invoices_import,
-)
+from invoices.import_files import FORMATS, NotUtf8Error, import_format_detect, import_text_decode
+from invoices.importing import InvoiceImportError, invoices_import
 
 
 class Command(BaseCommand):
