@@ -121,7 +121,13 @@ def main() -> None:
     )
     account_ids = [account.pk for account in accounts]
     connection.close()  # the imports run in processes of their own
-    result = {"database": connection.vendor, "rows": args.rows, "target_s": TARGET_S}
+    # The machine's load beside the figures: other work on the same cores slows every one of them.
+    result = {
+        "database": connection.vendor,
+        "rows": args.rows,
+        "target_s": TARGET_S,
+        "load_average": os.getloadavg(),
+    }
     try:
         with tempfile.TemporaryDirectory() as scratch:
             csv_path, jsonl_path = Path(scratch) / "invoices.csv", Path(scratch) / "invoices.jsonl"
