@@ -138,10 +138,11 @@ def _as_written(field, plain: type | None, value, connection):
 
 
 def copy_rows(model, rows) -> list:
-    """Insert ``rows`` of ``model``, each a dict of field attribute names (``account_id``) to values;
-    a field left out takes its default, an ``auto_now`` or ``auto_now_add`` one the time now.
-    Returns the new rows' primary keys, in order. As fast as the database takes them: PostgreSQL's
-    COPY, elsewhere ``insert_rows``.
+    """Insert ``rows`` of ``model`` (one with an auto-incrementing key), each a dict of field
+    attribute names (``account_id``) to values; a field left out takes its default, an
+    ``auto_now`` or ``auto_now_add`` one the time now. Returns the new rows' primary keys, in
+    order. As fast as the database takes them: PostgreSQL's COPY, elsewhere ``insert_rows``.
+    Like ``insert_rows``, sends no signals.
 
     For tens of thousands of rows at once (an import): no model instance per row, no statement to
     parse, no array to build per column."""
