@@ -260,3 +260,49 @@ def test_a_worker_unsure_of_its_lease_calls_nothing(monkeypatch):
     assert summary.counts["paid"] == 0
     assert not utils.SandboxCharge.objects.filter(token=card.token).exists()
     assert invoice.attempts.get().status == Status.STARTED  # resolved by whoever holds it next
+
+
+@pytest.mark.django_db(transaction=True)
+def test_reconcile_lists_an_attempt_awaiting_recovery_apart_and_exits_zero():
+    """The gateway charged but its reply was lost: until the next run resolves the attempt, that is
+    in flight, not a difference. Once resolved, nothing is listed at all."""
+    import io
+
+    account = AccountFactory(currency="USD")
+    utils.add_card(account, utils.REPLY_LOST)
+    invoice = InvoiceFactory(account=account)
+    settlement_run()
+    assert invoice.attempts.get().status == Status.UNKNOWN
+
+    out = io.StringIO()
+    call_command("reconcile_payments", "--json", stdout=out)  # no SystemExit: exit 0
+    report = json.loads(out.getvalue())
+    assert report["differences"] == []
+    [waiting] = report["in_flight"]
+    assert (waiting["kind"], waiting["invoice"]) == ("awaiting_recovery", invoice.number)
+
+    settlement_run(as_of=timezone.now() + datetime.timedelta(minutes=1))
+    out = io.StringIO()
+    call_command("reconcile_payments", "--json", stdout=out)
+    assert json.loads(out.getvalue()) == {"differences": [], "in_flight": []}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_reconcile_exits_one_on_a_planted_real_difference():
+    import io
+
+    account = AccountFactory(currency="USD")
+    utils.add_card(account, utils.SUCCEEDS)
+    invoice = InvoiceFactory(account=account)
+    settlement_run()
+    # Our books say declined, the gateway's say charged: a person must look.
+    PaymentAttempt.objects.filter(invoice=invoice).update(
+        status=Status.FAILED, decline_code="generic_decline"
+    )
+
+    out = io.StringIO()
+    with pytest.raises(SystemExit) as exit_info:
+        call_command("reconcile_payments", "--json", stdout=out)
+    assert exit_info.value.code == 1
+    [difference] = json.loads(out.getvalue())["differences"]
+    assert (difference["kind"], difference["invoice"]) == ("charged_not_recorded", invoice.number)
