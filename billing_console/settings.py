@@ -4,6 +4,7 @@ Every value is typed and fails loudly: a bad value stops start-up with a message
 """
 
 import os
+import urllib.parse
 import zoneinfo
 from pathlib import Path
 
@@ -327,8 +328,35 @@ LOGGING = {
 
 # Billing.
 PAYMENT_GATEWAY = env.str("PAYMENT_GATEWAY", default="sandbox")
-if PAYMENT_GATEWAY not in {"sandbox"}:
-    raise ImproperlyConfigured(f"PAYMENT_GATEWAY must be one of: sandbox; not {PAYMENT_GATEWAY!r}.")
+if PAYMENT_GATEWAY not in {"sandbox", "stripe"}:
+    raise ImproperlyConfigured(f"PAYMENT_GATEWAY must be one of: sandbox, stripe; not {PAYMENT_GATEWAY!r}.")
+# Stripe (payments/gateways/stripe/): the keys are required only when it is the gateway, and then
+# start-up stops naming the one that is missing. STRIPE_API_BASE points the client elsewhere (a local
+# fake Stripe in tests); STRIPE_JS_URL is the address of Stripe.js for the console's pages.
+STRIPE_SECRET_KEY = env.str("STRIPE_SECRET_KEY", default="").strip()
+STRIPE_PUBLISHABLE_KEY = env.str("STRIPE_PUBLISHABLE_KEY", default="").strip()
+STRIPE_WEBHOOK_SECRET = env.str("STRIPE_WEBHOOK_SECRET", default="").strip()
+STRIPE_API_BASE = env.str("STRIPE_API_BASE", default="https://api.stripe.com").strip()
+STRIPE_JS_URL = env.str("STRIPE_JS_URL", default="https://js.stripe.com/v3/").strip()
+if PAYMENT_GATEWAY == "stripe":
+    for _name, _prefixes in (
+        ("STRIPE_SECRET_KEY", ("sk_", "rk_")),
+        ("STRIPE_PUBLISHABLE_KEY", ("pk_",)),
+        ("STRIPE_WEBHOOK_SECRET", ("whsec_",)),
+    ):
+        if not globals()[_name]:
+            raise ImproperlyConfigured(f"PAYMENT_GATEWAY=stripe needs {_name}; it is not set.")
+        if not globals()[_name].startswith(_prefixes):
+            raise ImproperlyConfigured(f"{_name} must start with {' or '.join(_prefixes)}.")
+    _api_base = urllib.parse.urlsplit(STRIPE_API_BASE)
+    if not (
+        _api_base.scheme == "https"
+        or (_api_base.scheme == "http" and _api_base.hostname in {"127.0.0.1", "localhost", "::1"})
+    ):
+        raise ImproperlyConfigured(
+            "STRIPE_API_BASE must be an https:// address (http:// only on this machine), "
+            f"not {STRIPE_API_BASE!r}."
+        )
 GATEWAY_TIMEOUT_SECONDS = _int("GATEWAY_TIMEOUT_SECONDS", 30, minimum=1)
 SANDBOX_LATENCY_MS = _int("SANDBOX_LATENCY_MS", 0)
 SANDBOX_CLEARING_SECONDS = _int("SANDBOX_CLEARING_SECONDS", 0)

@@ -20,6 +20,7 @@ HARD_DECLINE_CODES = frozenset(
         "authentication_required",
         "highest_risk_level",
         "account_closed",
+        "do_not_try_again",
     }
 )
 
@@ -27,8 +28,21 @@ HARD = "hard"
 SOFT = "soft"
 
 
+# Stripe's advice code for "the issuer says never to retry this method", whatever the decline code.
+# It travels with the code it came with, after a colon ("insufficient_funds:do_not_try_again").
+DO_NOT_TRY_AGAIN = "do_not_try_again"
+
+
+def with_advice(code: str, advice_code: str) -> str:
+    """A decline code carrying the processor's advice, when that advice makes it hard."""
+    if advice_code == DO_NOT_TRY_AGAIN and code != DO_NOT_TRY_AGAIN:
+        return f"{code or 'generic_decline'}:{DO_NOT_TRY_AGAIN}"
+    return code
+
+
 def decline_class(code: str) -> str:
-    return HARD if code in HARD_DECLINE_CODES else SOFT
+    base, _, advice = code.partition(":")
+    return HARD if base in HARD_DECLINE_CODES or advice == DO_NOT_TRY_AGAIN else SOFT
 
 
 DECLINE_WORDS = {
@@ -46,6 +60,7 @@ DECLINE_WORDS = {
     "revocation_of_authorization": gettext_lazy("the debit authorisation was revoked"),
     "revocation_of_all_authorizations": gettext_lazy("all debit authorisations were revoked"),
     "highest_risk_level": gettext_lazy("the bank flagged the charge as high risk"),
+    "do_not_try_again": gettext_lazy("the bank asked not to try this method again"),
 }
 
 
@@ -53,4 +68,8 @@ def decline_words(code: str) -> str:
     """Why a charge was declined, in plain words in the active language."""
     if not code:
         return _("declined by the bank")
-    return str(DECLINE_WORDS.get(code, code.replace("_", " ")))
+    code, _colon, advice = code.partition(":")
+    words = str(DECLINE_WORDS.get(code, code.replace("_", " ")))
+    if advice == DO_NOT_TRY_AGAIN:
+        return _("%(reason)s; %(advice)s") % {"reason": words, "advice": DECLINE_WORDS[DO_NOT_TRY_AGAIN]}
+    return words

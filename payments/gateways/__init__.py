@@ -15,7 +15,10 @@ from django.utils.module_loading import import_string
 
 from .base import Gateway
 
-DEFAULT_GATEWAYS = {"sandbox": "payments.gateways.sandbox.SandboxGateway"}
+DEFAULT_GATEWAYS = {
+    "sandbox": "payments.gateways.sandbox.SandboxGateway",
+    "stripe": "payments.gateways.stripe.StripeGateway",
+}
 
 
 def gateway_paths() -> dict[str, str]:
@@ -52,12 +55,17 @@ def get_gateway(name: str | None = None) -> Gateway:
 
 @checks.register()
 def gateways_check(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
-    """Every gateway in PAYMENT_GATEWAYS loads, and PAYMENT_GATEWAY is one of them."""
+    """Every gateway in PAYMENT_GATEWAYS loads, and PAYMENT_GATEWAY is one of them, with the settings
+    it needs (a gateway's ``configuration_errors()``, asked only of the one in use)."""
     errors = []
     paths = gateway_paths()
     for name in dict.fromkeys([settings.PAYMENT_GATEWAY, *paths]):
         try:
-            get_gateway(name)
+            gateway = get_gateway(name)
         except ImproperlyConfigured as exc:
             errors.append(checks.Error(str(exc), id="payments.E001"))
+            continue
+        if name == settings.PAYMENT_GATEWAY:
+            for message in getattr(gateway, "configuration_errors", list)():
+                errors.append(checks.Error(f"PAYMENT_GATEWAY={name}: {message}", id="payments.E002"))
     return errors
