@@ -35,7 +35,7 @@ from accounts.admin import (
 from accounts.models import AuditEvent
 from core.money import format_money
 
-from .models import Invoice, PaymentAttempt, SettlementRun
+from .models import Invoice, PaymentAttempt, SettlementRun, WebhookEvent
 from .services import invoice_mark_uncollectible, invoice_void
 from .settlement import Outcome, invoice_retry_now
 
@@ -558,3 +558,34 @@ class SettlementRunAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     @admin.display(description=gettext_lazy("attempts"))
     def attempts_link(self, obj):
         return changelist_link(PaymentAttempt, _("Attempts of this run"), run__id__exact=obj.pk)
+
+
+@admin.register(WebhookEvent)
+class WebhookEventAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    """What each gateway told us and what applying it did, for support to read; nobody edits it."""
+
+    list_display = ("event_id", "gateway", "type", "reference", "outcome", "received_at", "processed_at")
+    list_filter = ("gateway", "outcome", ("type", admin.AllValuesFieldListFilter), "received_at")
+    search_fields = ("=event_id", "=reference", "=attempt__idempotency_key", "attempt__invoice__number")
+    list_select_related = ("attempt__invoice",)
+    fields = (
+        "gateway",
+        "event_id",
+        "type",
+        "reference",
+        "attempt_link",
+        "payload_json",
+        "received_at",
+        "processed_at",
+        "outcome",
+        "error",
+    )
+    readonly_fields = fields
+
+    @admin.display(description="attempt")
+    def attempt_link(self, obj):
+        return admin_link(obj.attempt) if obj.attempt else "-"
+
+    @admin.display(description="payload")
+    def payload_json(self, obj):
+        return pretty_json(obj.payload)

@@ -26,6 +26,7 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy
 
 from core.bulk import insert_rows
+from payments.sandbox import events as sandbox_events
 from payments.sandbox.models import SandboxCharge, SandboxFault, SandboxRefund, SandboxToken
 from payments.sandbox.routers import SANDBOX_DB
 
@@ -42,6 +43,7 @@ from .base import (
     RefundResult,
     TokenizedMethod,
 )
+from .events import GatewayEvent
 
 logger = logging.getLogger("payments.sandbox")
 
@@ -418,6 +420,9 @@ class SandboxGateway(Gateway):
             **{field: value for field, value in wanted.items() if value}
         ).first()
         return _result(_clear_if_due(charge)) if charge else None
+
+    def parse_event(self, body: bytes, headers) -> GatewayEvent:
+        return sandbox_events.event_parse(body, headers)
 
     def refund(
         self, *, reference: str, idempotency_key: str, amount_minor: int | None = None

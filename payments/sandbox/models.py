@@ -47,6 +47,8 @@ class SandboxCharge(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     # A bank debit stays pending until then; the first look at it afterwards settles it.
     clears_at = models.DateTimeField(null=True, blank=True)
+    # When the signed event announcing a bank debit's outcome was answered with a 2xx.
+    announced_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["created_at", "pk"]
@@ -58,6 +60,11 @@ class SandboxCharge(models.Model):
         ]
         indexes = [
             models.Index(fields=["clears_at"], condition=Q(status="pending"), name="sandbox_charge_clearing"),
+            models.Index(
+                fields=["id"],
+                condition=Q(announced_at__isnull=True, clears_at__isnull=False),
+                name="sandbox_charge_unannounced",
+            ),
         ]
 
     def __str__(self):

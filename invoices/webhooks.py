@@ -1,0 +1,234 @@
+"""Webhooks: ``/webhooks/<gateway>/`` takes a gateway's signed events and applies them to our attempts.
+
+1. The gateway checks the signature (``parse_event``): a missing, wrong or stale one is a 400 and
+   nothing is kept.
+2. Each event is stored once, by its id per gateway. A redelivery answers 200 again and applies
+   nothing more.
+3. The attempt is found by the charge's idempotency key or reference, and the charge is read again
+   from the gateway, outside any transaction: events come late, twice or out of order, so the
+   gateway's current answer decides, not the event.
+4. One short transaction locks the event, the invoice and the attempt, and applies that answer
+   through the invoice state machine; an attempt already resolved changes no more.
+
+A gateway that could not be read leaves the event stored but unprocessed and answers 503, so the
+gateway delivers it again. Neither the stored payload nor the log holds a card number.
+"""
+
+import logging
+import re
+
+from django.db import transaction
+from django.http import Http404, HttpRequest, JsonResponse
+from django.utils import timezone
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_POST
+
+from accounts.models import AuditEvent
+from accounts.services import audit_record
+from invoices.models import Invoice, PaymentAttempt, WebhookEvent
+from payments import declines
+from payments.gateways import GATEWAYS, get_gateway
+from payments.gateways.base import ChargeResult, ChargeStatus, GatewayUnavailable
+from payments.gateways.events import EventSource, GatewayEvent, WebhookSignatureError, charge_now
+from payments.gateways.validation import luhn_valid
+
+logger = logging.getLogger("invoices.webhooks")
+Outcome = WebhookEvent.Outcome
+Status = PaymentAttempt.Status
+SOURCE = "webhook"
+
+# 13 to 19 digits, maybe grouped by spaces or dashes: the shape of a card number.
+_CARD_NUMBER = re.compile(r"(?<!\d)\d(?:[ -]?\d){12,18}(?!\d)")
+
+
+def _without_card_numbers(value):
+    """``value`` with every Luhn-valid card-shaped number in its strings replaced: a payload is kept
+    for support to read, and a gateway must never make us keep a card number."""
+    if isinstance(value, str):
+        return _CARD_NUMBER.sub(
+            lambda m: "[redacted]" if luhn_valid(re.sub(r"\D", "", m.group())) else m.group(), value
+        )
+    if isinstance(value, dict):
+        return {key: _without_card_numbers(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_without_card_numbers(item) for item in value]
+    return value
+
+
+def attempt_result_apply(*, attempt: PaymentAttempt, result: ChargeResult, source: str) -> bool:
+    """Apply the gateway's answer to an unresolved attempt, under the caller's transaction and row
+    locks; True if anything changed. An attempt already resolved changes nothing.
+
+    Stand-in with the state machine's signature (invoices.settlement.resolve) until it lands here.
+    """
+    if not attempt.is_unresolved:
+        return False
+    invoice, now = attempt.invoice, timezone.now()
+    if result.status == ChargeStatus.PENDING:
+        if attempt.status == Status.PENDING:
+            return False
+        attempt.status, attempt.gateway_reference = Status.PENDING, result.reference
+        attempt.save(update_fields=["status", "gateway_reference"])
+        return True
+    attempt.gateway_reference, attempt.completed_at = result.reference, now
+    if result.status == ChargeStatus.SUCCEEDED:
+        attempt.status = Status.SUCCEEDED
+    else:
+        attempt.status, attempt.decline_code = Status.FAILED, result.decline_code
+        attempt.decline_class, attempt.message = (
+            declines.decline_class(result.decline_code),
+            result.message[:300],
+        )
+    attempt.save(
+        update_fields=[
+            "status",
+            "gateway_reference",
+            "completed_at",
+            "decline_code",
+            "decline_class",
+            "message",
+        ]
+    )
+    if not invoice.is_collectable:
+        return True
+    before = invoice.status
+    if attempt.status == Status.SUCCEEDED:
+        invoice.status, invoice.paid_at, invoice.paid_by_attempt = Invoice.Status.PAID, now, attempt
+        invoice.paid_by_method_id, invoice.paid_by_backup = attempt.method_id, (attempt.position or 1) > 1
+        invoice.next_attempt_at = None
+        audit_record(
+            account=invoice.account,
+            action=AuditEvent.Action.INVOICE_PAID,
+            actor_label=source,
+            obj=invoice,
+            before={"status": before},
+            after={"status": invoice.status, "method": attempt.method_id, "position": attempt.position},
+        )
+    else:
+        invoice.next_attempt_at = now  # the next run goes on at the next method
+    invoice.save()
+    return True
+
+
+def webhook_event_store(*, gateway: str, event: GatewayEvent) -> tuple[WebhookEvent, bool]:
+    """The stored event with this id, and whether this call stored it."""
+    return WebhookEvent.objects.get_or_create(
+        gateway=gateway,
+        event_id=event.id,
+        defaults={
+            "type": event.type[:64],
+            "reference": event.reference[:128],
+            "payload": _without_card_numbers(dict(event.payload)),
+        },
+    )
+
+
+def _attempt_for(*, gateway: str, event: GatewayEvent) -> PaymentAttempt | None:
+    attempts = PaymentAttempt.objects.filter(method__gateway=gateway).exclude(
+        status=PaymentAttempt.Status.SKIPPED
+    )
+    if event.idempotency_key:
+        found = attempts.filter(idempotency_key=event.idempotency_key).first()
+        if found is not None:
+            return found
+    if event.reference:
+        return attempts.filter(gateway_reference=event.reference).order_by("pk").first()
+    return None
+
+
+def _matches(attempt: PaymentAttempt, result: ChargeResult | None) -> bool:
+    """The charge read back is this attempt's: never apply another charge's outcome to it."""
+    return result is not None and (result.idempotency_key, result.amount_minor, result.currency) == (
+        attempt.idempotency_key,
+        attempt.amount_minor,
+        attempt.currency,
+    )
+
+
+def _finish(stored: WebhookEvent, outcome: str, *, attempt=None, error: str = "") -> WebhookEvent:
+    stored.outcome, stored.error = outcome, error[:300]
+    stored.attempt = attempt or stored.attempt
+    if outcome != Outcome.ERROR:
+        stored.processed_at = timezone.now()
+    stored.save(update_fields=["outcome", "error", "attempt", "processed_at"])
+    return stored
+
+
+def webhook_event_process(*, stored: WebhookEvent, event: GatewayEvent, gateway) -> WebhookEvent:
+    """Apply a stored, not yet processed event: re-read its charge, then apply that under locks.
+
+    Raises GatewayUnavailable when the gateway could not be read; the event stays unprocessed."""
+    attempt = _attempt_for(gateway=stored.gateway, event=event)
+    if attempt is None:
+        return _finish(stored, Outcome.UNMATCHED, error="No attempt of ours has this charge.")
+    if not attempt.is_unresolved:
+        # A resolved attempt never changes again: no need to ask the gateway.
+        return _finish(stored, Outcome.UNCHANGED, attempt=attempt)
+    try:
+        result = charge_now(
+            gateway,
+            reference=event.reference or attempt.gateway_reference,
+            idempotency_key=attempt.idempotency_key,
+        )
+    except GatewayUnavailable as exc:
+        _finish(stored, Outcome.ERROR, attempt=attempt, error=f"The gateway could not be read: {exc}")
+        raise
+    if not _matches(attempt, result):
+        return _finish(
+            stored, Outcome.UNMATCHED, attempt=attempt, error="The gateway's charge is not this attempt's."
+        )
+    with transaction.atomic():
+        stored = WebhookEvent.objects.select_for_update().get(pk=stored.pk)
+        if stored.processed_at is not None:
+            return stored  # the same event, delivered twice at once, was applied by the other delivery
+        invoice = Invoice.objects.select_for_update().get(pk=attempt.invoice_id)
+        attempt = (
+            PaymentAttempt.objects.select_for_update(of=("self",)).select_related("method").get(pk=attempt.pk)
+        )
+        attempt.invoice = invoice
+        changed = attempt_result_apply(attempt=attempt, result=result, source=SOURCE)
+        return _finish(stored, Outcome.APPLIED if changed else Outcome.UNCHANGED, attempt=attempt)
+
+
+def _answer(stored: WebhookEvent, *, duplicate: bool, status: int = 200) -> JsonResponse:
+    return JsonResponse(
+        {"received": True, "event": stored.event_id, "duplicate": duplicate, "outcome": stored.outcome},
+        status=status,
+    )
+
+
+@csrf_exempt  # the gateway's signature, not a browser's cookie, proves who sent it
+@require_POST
+@transaction.non_atomic_requests  # the gateway is read outside any transaction
+def webhook_receive(request: HttpRequest, gateway: str) -> JsonResponse:
+    if gateway not in GATEWAYS:
+        raise Http404("No such gateway.")
+    source = get_gateway(gateway)
+    if not isinstance(source, EventSource):
+        raise Http404("This gateway sends no webhooks.")
+    try:
+        event = source.parse_event(request.body, request.headers)
+        if not event.id or len(event.id) > 255:
+            raise WebhookSignatureError("The event has no usable id.")
+    except WebhookSignatureError as exc:
+        logger.warning("Refused a %s webhook: %s", gateway, exc)
+        return JsonResponse({"error": "invalid_signature"}, status=400)
+    stored, created = webhook_event_store(gateway=gateway, event=event)
+    if stored.processed_at is not None:
+        logger.info("Webhook %s %s received again; applied before", gateway, event.id)
+        return _answer(stored, duplicate=True)
+    try:
+        stored = webhook_event_process(stored=stored, event=event, gateway=source)
+    except GatewayUnavailable:
+        logger.warning(
+            "Webhook %s %s: the gateway could not be read; it will be sent again", gateway, event.id
+        )
+        return _answer(stored, duplicate=not created, status=503)
+    except Exception as exc:
+        logger.exception("Webhook %s %s could not be applied", gateway, event.id)
+        _finish(stored, Outcome.ERROR, error=f"{type(exc).__name__}: {exc}")
+        return _answer(stored, duplicate=not created, status=500)
+    logger.info(
+        "Webhook %s %s (%s) for %s: %s", gateway, event.id, event.type, event.reference, stored.outcome
+    )
+    return _answer(stored, duplicate=not created)
