@@ -107,6 +107,10 @@ class PaymentAttempt(models.Model):
         FAILED = "failed", _("Declined")
         PENDING = "pending", _("Pending")
         UNKNOWN = "unknown", _("Unknown")
+        # The customer must authenticate on-session; the cascade moves on to the next method.
+        REQUIRES_ACTION = "requires_action", _("Needs authentication")
+        # Never charged: closed after the gateway confirmed it has no such charge.
+        CANCELED = "canceled", _("Canceled")
         SKIPPED = "skipped", _("Skipped")
 
     UNRESOLVED = (Status.STARTED, Status.PENDING, Status.UNKNOWN)

@@ -10,8 +10,10 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from accounts.models import Account, AuditEvent
-from accounts.services import audit_record
+from accounts.services import actor_label_for, audit_record
+from core.bulk import insert_rows
 
+from . import transitions
 from .models import Invoice, PaymentAttempt
 
 
@@ -105,9 +107,7 @@ def invoice_issue(*, data: InvoiceData, actor_label: str) -> tuple[Invoice, bool
         return existing, False
 
 
-def _close(
-    *, invoice: Invoice, status: str, action: str, actor, actor_label: str = "", request=None
-) -> Invoice:
+def _close(*, invoice: Invoice, status: str, actor, actor_label: str = "", request=None) -> Invoice:
     """Void or write off a collectable invoice that no payment is in flight for; the audit event
     names ``actor`` and, with ``request``, where they acted from."""
     with transaction.atomic():
@@ -124,24 +124,15 @@ def _close(
                 _("A payment for invoice %(number)s is in progress; try again when it has finished.")
                 % {"number": invoice.number}
             )
-        before = invoice.status
-        invoice.status = status
-        invoice.next_attempt_at = None
-        fields = ["status", "next_attempt_at", "updated_at"]
-        if status == Invoice.Status.VOID:
-            invoice.voided_at = timezone.now()
-            fields.append("voided_at")
-        invoice.save(update_fields=fields)
-        audit_record(
-            account=invoice.account,
-            action=action,
-            actor=actor,
-            actor_label=actor_label,
-            obj=invoice,
-            before={"status": before},
-            after={"status": status},
-            request=request,
+        change = transitions.invoice_close(
+            invoice=invoice,
+            status=status,
+            ctx=transitions.context_now(
+                trigger="", actor=actor, actor_label=actor_label or actor_label_for(actor), request=request
+            ),
         )
+        invoice.save(update_fields=[*change.invoice_fields, "updated_at"])
+        insert_rows(change.audits)
     return invoice
 
 
@@ -149,7 +140,6 @@ def invoice_void(*, invoice: Invoice, actor, actor_label: str = "", request=None
     return _close(
         invoice=invoice,
         status=Invoice.Status.VOID,
-        action=AuditEvent.Action.INVOICE_VOIDED,
         actor=actor,
         actor_label=actor_label,
         request=request,
@@ -160,7 +150,6 @@ def invoice_mark_uncollectible(*, invoice: Invoice, actor, actor_label: str = ""
     return _close(
         invoice=invoice,
         status=Invoice.Status.UNCOLLECTIBLE,
-        action=AuditEvent.Action.INVOICE_UNCOLLECTIBLE,
         actor=actor,
         actor_label=actor_label,
         request=request,

@@ -71,14 +71,14 @@ def test_exit_code_is_1_when_an_invoice_hits_an_unexpected_error_and_the_others_
     utils.add_card(bad, utils.SUCCEEDS)
     ok_invoice = InvoiceFactory(account=good)
     broken_invoice = InvoiceFactory(account=bad)
-    real = cascade.Engine._advance
+    real = cascade.Cascade._advance
 
     def explode_for_one(engine, item, step):
         if item.invoice.pk == broken_invoice.pk:
             raise RuntimeError("disk on fire")
         return real(engine, item, step)
 
-    monkeypatch.setattr(cascade.Engine, "_advance", explode_for_one)
+    monkeypatch.setattr(cascade.Cascade, "_advance", explode_for_one)
     with pytest.raises(SystemExit) as exit_info:
         call_command("settle_invoices", "--json", stdout=io.StringIO())
     assert exit_info.value.code == 1

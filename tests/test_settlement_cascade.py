@@ -200,9 +200,9 @@ def test_method_removed_after_the_claim_is_skipped_not_charged(account, monkeypa
     second = utils.add_card(account, utils.SUCCEEDS)
     third = utils.add_card(account, utils.SUCCEEDS)
     invoice = InvoiceFactory(account=account)
-    from invoices.settlement import cascade
+    from invoices.settlement import calls
 
-    real_call = cascade._call_gateway
+    real_call = calls._call_gateway
 
     def call_then_customer_removes_backup(attempt, replay=False):
         result = real_call(attempt, replay=replay)
@@ -210,7 +210,7 @@ def test_method_removed_after_the_claim_is_skipped_not_charged(account, monkeypa
             PaymentMethod.objects.filter(pk=second.pk).update(status="removed", removed_at=timezone.now())
         return result
 
-    monkeypatch.setattr(cascade, "_call_gateway", call_then_customer_removes_backup)
+    monkeypatch.setattr(calls, "_call_gateway", call_then_customer_removes_backup)
     settle()
 
     invoice.refresh_from_db()
@@ -400,16 +400,16 @@ def test_a_call_that_raises_errors_its_invoice_only_and_leaves_the_attempt_to_re
     utils.add_card(good, utils.SUCCEEDS)
     broken = utils.add_card(bad, utils.SUCCEEDS)
     ok_invoice, bad_invoice = InvoiceFactory(account=good), InvoiceFactory(account=bad)
-    from invoices.settlement import cascade
+    from invoices.settlement import calls
 
-    real_call = cascade._call_gateway
+    real_call = calls._call_gateway
 
     def explode_for_one(attempt, replay=False):
         if attempt.method_id == broken.pk:
             raise RuntimeError("gateway client bug")
         return real_call(attempt, replay=replay)
 
-    monkeypatch.setattr(cascade, "_call_gateway", explode_for_one)
+    monkeypatch.setattr(calls, "_call_gateway", explode_for_one)
     summary = settle()
 
     ok_invoice.refresh_from_db()
@@ -423,9 +423,9 @@ def test_a_call_that_raises_errors_its_invoice_only_and_leaves_the_attempt_to_re
 def test_a_worker_that_outlived_its_lease_changes_nothing(account, monkeypatch):
     card = utils.add_card(account, utils.SUCCEEDS)
     invoice = InvoiceFactory(account=account)
-    from invoices.settlement import cascade
+    from invoices.settlement import calls
 
-    real_call = cascade._call_gateway
+    real_call = calls._call_gateway
     takeover = {}
 
     def stall_past_the_lease(attempt, replay=False):
@@ -438,7 +438,7 @@ def test_a_worker_that_outlived_its_lease_changes_nothing(account, monkeypatch):
             takeover["summary"] = settle()
         return real_call(attempt, replay=replay)
 
-    monkeypatch.setattr(cascade, "_call_gateway", stall_past_the_lease)
+    monkeypatch.setattr(calls, "_call_gateway", stall_past_the_lease)
     stalled = settle()
 
     invoice.refresh_from_db()
@@ -447,3 +447,50 @@ def test_a_worker_that_outlived_its_lease_changes_nothing(account, monkeypatch):
     assert invoice.status == Invoice.Status.PAID
     assert attempts_of(invoice) == [(1, Status.SUCCEEDED, "", "")]
     assert utils.successful_charges(token=card.token).count() == 1
+
+
+def test_an_interrupted_cascade_resumes_after_the_method_that_declined(account):
+    """A run that recorded the primary's decline and stopped (killed, or its lease lost) before it
+    tried the backup: the next run in the same round goes on at the backup, not the primary again."""
+    from invoices import transitions
+    from invoices.settlement import calls
+    from invoices.transitions import Context
+    from payments.gateways.base import ChargeStatus
+
+    primary = utils.add_card(account, utils.GENERIC_DECLINE)
+    backup = utils.add_card(account, utils.SUCCEEDS)
+    invoice = InvoiceFactory(account=account)
+    declined = transitions.attempt_start(
+        invoice=invoice, sequence=1, method=primary, position=1, ctx=Context(now=timezone.now())
+    )
+    declined.save()
+    reply = calls._call_gateway(declined)
+    assert reply.status == ChargeStatus.FAILED
+    transitions.attempt_record(declined, reply, now=timezone.now())
+    declined.save()
+
+    settle()
+
+    invoice.refresh_from_db()
+    assert invoice.status == Invoice.Status.PAID and invoice.paid_by_method == backup
+    assert attempts_of(invoice) == [(1, Status.FAILED, "generic_decline", ""), (2, Status.SUCCEEDED, "", "")]
+    assert utils.SandboxCharge.objects.filter(token=primary.token).count() == 1
+
+
+def test_a_new_round_starts_again_at_the_primary(account):
+    """The resume holds within a round only: after every method failed, the next round tries the
+    primary first again."""
+    primary = utils.add_card(account, utils.GENERIC_DECLINE)
+    utils.add_card(account, utils.INSUFFICIENT_FUNDS)
+    invoice = InvoiceFactory(account=account)
+    settle()
+    invoice.refresh_from_db()
+    assert (invoice.status, invoice.retry_round) == (Invoice.Status.PAST_DUE, 1)
+
+    settle(as_of=invoice.next_attempt_at)
+
+    second_round = list(
+        invoice.attempts.filter(retry_round=1).order_by("sequence").values_list("method", "status")
+    )
+    assert second_round[0] == (primary.pk, Status.FAILED)
+    assert len(second_round) == 2

@@ -6,6 +6,7 @@ Methods are tokenised through the configured gateway with its test numbers, then
 
 import dataclasses
 import datetime
+import secrets
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
@@ -14,7 +15,8 @@ from django.db import transaction
 from django.utils import timezone
 
 from accounts.models import Account, AuditEvent, Membership
-from accounts.services import audit_record
+from core.bulk import insert_rows
+from invoices import transitions
 from invoices.models import Invoice, PaymentAttempt
 from invoices.services import InvoiceData, invoice_issue
 from payments.gateways import get_gateway
@@ -34,7 +36,7 @@ from .cast import (
 )
 
 ACTOR_LABEL = "seed_demo"
-SETTLEMENT_ACTOR = "settlement"
+SETTLEMENT_ACTOR = transitions.SETTLEMENT_ACTOR
 
 
 class DemoSeedError(Exception):
@@ -172,17 +174,17 @@ def _history_pay(invoice: Invoice, method: PaymentMethod, *, paid_at: datetime.d
     attempt = invoice.attempts.filter(sequence=1).first()
     if attempt is None:
         order = charge_order_ids(account=invoice.account)
-        attempt = PaymentAttempt.objects.create(
-            invoice=invoice,
-            sequence=1,
-            method=method,
-            position=order.index(method.pk) + 1 if method.pk in order else None,
-            amount_minor=invoice.amount_minor,
-            currency=invoice.currency,
-            status=PaymentAttempt.Status.STARTED,
-            # The token makes the key unique to this database, should the gateway's ledger outlive it.
-            idempotency_key=f"demo-{method.token}-{invoice.number}",
-        )
+        with transaction.atomic():
+            attempt = transitions.attempt_start(
+                invoice=invoice,
+                sequence=1,
+                method=method,
+                position=order.index(method.pk) + 1 if method.pk in order else None,
+                ctx=transitions.context_now(),
+                # Random, and kept on the row: unique even if the gateway's ledger outlives this database.
+                idempotency_key=f"demo-{invoice.number}-{secrets.token_hex(8)}",
+            )
+            attempt.save(force_insert=True)
     gateway = get_gateway()
     result = gateway.charge(
         token=attempt.method.token,
@@ -196,27 +198,16 @@ def _history_pay(invoice: Invoice, method: PaymentMethod, *, paid_at: datetime.d
             f"The demo history charge of {invoice.number} came back {result.status} {result.decline_code}."
         )
     with transaction.atomic():
-        PaymentAttempt.objects.filter(pk=attempt.pk).update(
-            status=PaymentAttempt.Status.SUCCEEDED,
-            gateway_reference=result.reference,
-            created_at=paid_at,
-            completed_at=paid_at,
+        attempt = PaymentAttempt.objects.select_for_update().get(pk=attempt.pk)
+        invoice = Invoice.objects.select_for_update().select_related("account").get(pk=invoice.pk)
+        transitions.attempt_record(attempt, result, now=paid_at)
+        attempt.created_at = paid_at
+        attempt.save(update_fields=[*transitions.ATTEMPT_OUTCOME_FIELDS, "created_at"])
+        change = transitions.invoice_paid(
+            invoice=invoice, attempt=attempt, ctx=transitions.context_now(actor_label=SETTLEMENT_ACTOR)
         )
-        invoice.status = Invoice.Status.PAID
-        invoice.paid_at = paid_at
-        invoice.paid_by_attempt = attempt
-        invoice.paid_by_method_id = attempt.method_id
-        invoice.paid_by_backup = (attempt.position or 1) > 1
-        invoice.next_attempt_at = None
-        invoice.save()
-        audit_record(
-            account=invoice.account,
-            action=AuditEvent.Action.INVOICE_PAID,
-            actor_label=SETTLEMENT_ACTOR,
-            obj=invoice,
-            before={"status": Invoice.Status.OPEN},
-            after={"status": Invoice.Status.PAID, "method": attempt.method_id, "position": attempt.position},
-        )
+        invoice.save(update_fields=[*change.invoice_fields, "updated_at"])
+        insert_rows(change.audits)
         _backdate_events(invoice, action=AuditEvent.Action.INVOICE_PAID, when=paid_at)
 
 

@@ -13,7 +13,7 @@ from django.utils import timezone
 
 from invoices.models import Invoice, PaymentAttempt
 
-from .cascade import Lease
+from .items import Lease
 
 
 def new_lease(*, owner: str = "") -> Lease:

@@ -12,8 +12,8 @@ from accounts.services import audit_record
 from invoices.models import Invoice, PaymentAttempt
 from payments.models import PaymentMethod
 
-from .cascade import Engine, items_prepare
 from .claim import claim_one, new_lease
+from .engine import Engine, items_prepare
 from .outcomes import InvoiceResult, Outcome
 from .plan import charge_orders
 
@@ -77,7 +77,7 @@ def _settle_now(
     results = []
     engine = Engine(as_of=now, trigger=trigger, actor=actor, on_result=results.append)
     try:
-        engine.settle(items_prepare([claimed], lease=lease, as_of=now, order=order))
+        engine.settle(items_prepare([claimed], lease=lease, as_of=now, order=order, resume=False))
     except Exception:
         logger.exception("Settling invoice %s on request failed", claimed.number)
         results = []

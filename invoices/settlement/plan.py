@@ -5,7 +5,7 @@ import datetime
 from collections import defaultdict
 
 from django.conf import settings
-from django.db.models import Count
+from django.db.models import Count, Max
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -89,8 +89,18 @@ def build_plan(
     order: list[tuple[int | None, PaymentMethod]],
     as_of: datetime.datetime,
     recent_counts: dict[int, int],
+    declined: frozenset[int] = frozenset(),
+    after: int | None = None,
 ) -> list[PlanStep]:
+    """The steps for ``invoice`` down ``order``. An interrupted cascade resumes: it starts after
+    ``after`` (the last method that declined the invoice in this retry round) when that method is
+    still in the order, and leaves out every method in ``declined`` (each declined it already in
+    this round), so no method is charged twice in one round."""
     charge_date = timezone.localdate(as_of)
+    if after is not None:
+        ranks = [index for index, (_position, method) in enumerate(order) if method.pk == after]
+        if ranks:
+            order = order[ranks[0] + 1 :]
     return [
         PlanStep(
             method=method,
@@ -103,12 +113,98 @@ def build_plan(
             ),
         )
         for position, method in order
+        if method.pk not in declined
     ]
+
+
+@dataclasses.dataclass
+class PlanInputs:
+    """Everything a plan reads, for many invoices at once, in a few queries."""
+
+    as_of: datetime.datetime
+    orders: dict[int, list[tuple[int | None, PaymentMethod]]]  # by account
+    recent_counts: dict[int, int]  # charges per method in the re-attempt window
+    unresolved: dict[int, list[PaymentAttempt]]  # by invoice, oldest first
+    declined: dict[int, frozenset[int]]  # by invoice: methods that declined it in this round
+    last_declined: dict[int, int]  # by invoice: the method that declined it last in this round
+    last_sequence: dict[int, int]  # by invoice
+
+    def order_for(self, invoice: Invoice) -> list[tuple[int | None, PaymentMethod]]:
+        return self.orders.get(invoice.account_id, [])
+
+    def plan_for(self, invoice: Invoice, *, order=None, resume: bool = True) -> list[PlanStep]:
+        return build_plan(
+            invoice=invoice,
+            order=self.order_for(invoice) if order is None else order,
+            as_of=self.as_of,
+            recent_counts=self.recent_counts,
+            declined=self.declined.get(invoice.pk, frozenset()) if resume else frozenset(),
+            after=self.last_declined.get(invoice.pk) if resume else None,
+        )
+
+
+def plan_inputs(
+    *,
+    invoices: list[Invoice],
+    as_of: datetime.datetime,
+    order: list[tuple[int | None, PaymentMethod]] | None = None,
+) -> PlanInputs:
+    """What the plans of ``invoices`` need: their charge orders (or ``order`` for every one), the
+    recent charges of those methods, unresolved attempts, the methods each already tried and saw
+    declined in its current retry round, and the last attempt numbers. The one reader behind the
+    settlement engine, the dry run and the console's preview."""
+    ids = [invoice.pk for invoice in invoices]
+    if order is not None:
+        orders = {invoice.account_id: order for invoice in invoices}
+    else:
+        orders = charge_orders(account_ids=[invoice.account_id for invoice in invoices])
+    method_ids = {method.pk for entries in orders.values() for _position, method in entries}
+    unresolved = defaultdict(list)
+    declined = defaultdict(set)
+    last_declined = {}
+    last_sequence = {}
+    if ids:
+        rounds = {invoice.pk: invoice.retry_round for invoice in invoices}
+        for attempt in (
+            PaymentAttempt.objects.filter(invoice_id__in=ids)
+            .exclude(status__in=[PaymentAttempt.Status.SUCCEEDED, PaymentAttempt.Status.SKIPPED])
+            .select_related("method")
+            .order_by("invoice_id", "sequence")
+        ):
+            if attempt.status in PaymentAttempt.UNRESOLVED:
+                unresolved[attempt.invoice_id].append(attempt)
+            elif (
+                attempt.status in DECLINED_IN_ROUND
+                and attempt.trigger == PaymentAttempt.Trigger.SCHEDULE
+                and attempt.retry_round == rounds[attempt.invoice_id]
+            ):
+                declined[attempt.invoice_id].add(attempt.method_id)
+                last_declined[attempt.invoice_id] = attempt.method_id
+        last_sequence = dict(
+            PaymentAttempt.objects.filter(invoice_id__in=ids)
+            .values("invoice_id")
+            .annotate(n=Max("sequence"))
+            .values_list("invoice_id", "n")
+        )
+    return PlanInputs(
+        as_of=as_of,
+        orders=orders,
+        recent_counts=recent_attempt_counts(method_ids=method_ids, as_of=as_of) if method_ids else {},
+        unresolved=dict(unresolved),
+        declined={invoice_id: frozenset(methods) for invoice_id, methods in declined.items()},
+        last_declined=last_declined,
+        last_sequence=last_sequence,
+    )
+
+
+# A scheduled cascade does not charge these methods again in the same retry round.
+DECLINED_IN_ROUND = (
+    PaymentAttempt.Status.FAILED,
+    PaymentAttempt.Status.REQUIRES_ACTION,
+)
 
 
 def settlement_preview(*, invoice: Invoice, as_of: datetime.datetime | None = None) -> list[PlanStep]:
     """What the next run would try and skip for ``invoice``, and why. Reads only."""
     as_of = as_of or timezone.now()
-    order = charge_orders(account_ids=[invoice.account_id]).get(invoice.account_id, [])
-    counts = recent_attempt_counts(method_ids=[m.pk for _, m in order], as_of=as_of)
-    return build_plan(invoice=invoice, order=order, as_of=as_of, recent_counts=counts)
+    return plan_inputs(invoices=[invoice], as_of=as_of).plan_for(invoice)

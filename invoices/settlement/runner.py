@@ -17,10 +17,10 @@ from django.utils import timezone
 
 from invoices.models import Invoice, PaymentAttempt, SettlementRun
 
-from .cascade import Engine, Item, items_prepare
 from .claim import claim_due, due_queryset, new_lease, release
+from .engine import Engine, Item, items_prepare
 from .outcomes import InvoiceResult, Outcome
-from .plan import PlanStep, build_plan, charge_orders, recent_attempt_counts
+from .plan import PlanStep, plan_inputs
 
 logger = logging.getLogger("invoices.settlement")
 
@@ -167,22 +167,12 @@ def settlement_dry_run(
     """What a run would do, per due invoice; reads only, charges nothing."""
     as_of = as_of or timezone.now()
     invoices = list(due_queryset(as_of=as_of, account_id=account_id).select_related("account")[:limit])
-    orders = charge_orders(account_ids=[i.account_id for i in invoices])
-    counts = recent_attempt_counts(
-        method_ids=[m.pk for order in orders.values() for _, m in order], as_of=as_of
-    )
-    unresolved = {}
-    for attempt in PaymentAttempt.objects.filter(
-        invoice__in=invoices, status__in=PaymentAttempt.UNRESOLVED
-    ).select_related("method"):
-        unresolved.setdefault(attempt.invoice_id, []).append(attempt)
+    inputs = plan_inputs(invoices=invoices, as_of=as_of)
     return [
         DryRunItem(
             invoice=invoice,
-            plan=build_plan(
-                invoice=invoice, order=orders.get(invoice.account_id, []), as_of=as_of, recent_counts=counts
-            ),
-            unresolved=unresolved.get(invoice.pk, []),
+            plan=inputs.plan_for(invoice),
+            unresolved=inputs.unresolved.get(invoice.pk, []),
         )
         for invoice in invoices
     ]

@@ -15,6 +15,7 @@ class ChargeStatus(enum.StrEnum):
     SUCCEEDED = "succeeded"
     FAILED = "failed"  # a definitive decline, with a decline code
     PENDING = "pending"  # a bank debit still clearing
+    REQUIRES_ACTION = "requires_action"  # the customer must authenticate on-session
 
 
 @dataclasses.dataclass(frozen=True)

@@ -1,0 +1,95 @@
+"""Gateway calls of the settlement, always outside any database transaction: one after another, or
+up to N at once on a pool of threads."""
+
+import logging
+import queue
+import threading
+
+from django.conf import settings
+from django.db import connection, connections
+from django.utils import translation
+
+from invoices.models import PaymentAttempt
+from payments.gateways import get_gateway
+from payments.gateways.base import ChargeResult, GatewayUnavailable
+
+from .items import Item
+
+logger = logging.getLogger("invoices.settlement")
+Status = PaymentAttempt.Status
+
+
+def _outside_transactions() -> bool:
+    # Tests wrap everything in atomic blocks of their own; those don't count.
+    return not any(not getattr(block, "_from_testcase", False) for block in connection.atomic_blocks)
+
+
+def _call_gateway(attempt: PaymentAttempt, *, replay: bool = False) -> ChargeResult | None:
+    """Charge (or, for an unresolved attempt, resolve) outside any transaction. None means the
+    outcome is unknown."""
+    if not _outside_transactions():
+        raise RuntimeError("A gateway call must never run inside a database transaction.")
+    gateway = get_gateway(attempt.method.gateway)
+    # A processor answers in its own language; what we store is translated when shown.
+    with translation.override(settings.LANGUAGE_CODE):
+        return _charge_or_resolve(gateway, attempt, replay=replay)
+
+
+def _charge_or_resolve(gateway, attempt: PaymentAttempt, *, replay: bool) -> ChargeResult | None:
+    try:
+        if replay:
+            found = gateway.lookup(idempotency_key=attempt.idempotency_key)
+            if found is not None:
+                return found
+            if attempt.status == Status.PENDING:
+                return None
+        # First call, or an attempt the gateway has no record of: the same key makes repeating it safe.
+        return gateway.charge(
+            token=attempt.method.token,
+            amount_minor=attempt.amount_minor,
+            currency=attempt.currency,
+            idempotency_key=attempt.idempotency_key,
+            timeout=settings.GATEWAY_TIMEOUT_SECONDS,
+        )
+    except GatewayUnavailable as exc:
+        logger.warning("Gateway did not answer for attempt %s: %s", attempt.idempotency_key, exc)
+        return None
+
+
+def call(item: Item) -> Item:
+    """Make the item's call; its reply (or the error it raised) stays on the item."""
+    try:
+        item.reply = _call_gateway(item.attempt, replay=item.replay)
+    except Exception as exc:  # a bug or a broken gateway: this invoice errors, the others go on
+        item.error = exc
+    return item
+
+
+class CallPool:
+    """Up to ``size`` gateway calls at once, on threads started as needed; each thread closes its
+    database connections when the pool shuts down."""
+
+    def __init__(self, size: int, replies: queue.SimpleQueue):
+        self.size, self.replies = size, replies
+        self.tasks: queue.SimpleQueue = queue.SimpleQueue()
+        self.threads: list[threading.Thread] = []
+
+    def submit(self, item: Item) -> None:
+        if len(self.threads) < self.size:
+            thread = threading.Thread(target=self._work, name=f"gateway-{len(self.threads)}", daemon=True)
+            self.threads.append(thread)
+            thread.start()
+        self.tasks.put(item)
+
+    def _work(self) -> None:
+        try:
+            while (item := self.tasks.get()) is not None:
+                self.replies.put(call(item))
+        finally:
+            connections.close_all()
+
+    def shutdown(self) -> None:
+        for _thread in self.threads:
+            self.tasks.put(None)
+        for thread in self.threads:
+            thread.join()
