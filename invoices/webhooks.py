@@ -23,19 +23,16 @@ from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
-from accounts.models import AuditEvent
-from accounts.services import audit_record
-from invoices.models import Invoice, PaymentAttempt, WebhookEvent
-from payments import declines
+from invoices import transitions
+from invoices.models import PaymentAttempt, WebhookEvent
+from invoices.settlement.resolve import attempt_for_update, attempt_result_apply
 from payments.gateways import GATEWAYS, get_gateway
-from payments.gateways.base import ChargeResult, ChargeStatus, GatewayUnavailable
+from payments.gateways.base import ChargeResult, GatewayUnavailable
 from payments.gateways.events import EventSource, GatewayEvent, WebhookSignatureError, charge_now
 from payments.gateways.validation import luhn_valid
 
 logger = logging.getLogger("invoices.webhooks")
 Outcome = WebhookEvent.Outcome
-Status = PaymentAttempt.Status
-SOURCE = "webhook"
 
 # 13 to 19 digits, maybe grouped by spaces or dashes: the shape of a card number.
 _CARD_NUMBER = re.compile(r"(?<!\d)\d(?:[ -]?\d){12,18}(?!\d)")
@@ -53,61 +50,6 @@ def _without_card_numbers(value):
     if isinstance(value, list):
         return [_without_card_numbers(item) for item in value]
     return value
-
-
-def attempt_result_apply(*, attempt: PaymentAttempt, result: ChargeResult, source: str) -> bool:
-    """Apply the gateway's answer to an unresolved attempt, under the caller's transaction and row
-    locks; True if anything changed. An attempt already resolved changes nothing.
-
-    Stand-in with the state machine's signature (invoices.settlement.resolve) until it lands here.
-    """
-    if not attempt.is_unresolved:
-        return False
-    invoice, now = attempt.invoice, timezone.now()
-    if result.status == ChargeStatus.PENDING:
-        if attempt.status == Status.PENDING:
-            return False
-        attempt.status, attempt.gateway_reference = Status.PENDING, result.reference
-        attempt.save(update_fields=["status", "gateway_reference"])
-        return True
-    attempt.gateway_reference, attempt.completed_at = result.reference, now
-    if result.status == ChargeStatus.SUCCEEDED:
-        attempt.status = Status.SUCCEEDED
-    else:
-        attempt.status, attempt.decline_code = Status.FAILED, result.decline_code
-        attempt.decline_class, attempt.message = (
-            declines.decline_class(result.decline_code),
-            result.message[:300],
-        )
-    attempt.save(
-        update_fields=[
-            "status",
-            "gateway_reference",
-            "completed_at",
-            "decline_code",
-            "decline_class",
-            "message",
-        ]
-    )
-    if not invoice.is_collectable:
-        return True
-    before = invoice.status
-    if attempt.status == Status.SUCCEEDED:
-        invoice.status, invoice.paid_at, invoice.paid_by_attempt = Invoice.Status.PAID, now, attempt
-        invoice.paid_by_method_id, invoice.paid_by_backup = attempt.method_id, (attempt.position or 1) > 1
-        invoice.next_attempt_at = None
-        audit_record(
-            account=invoice.account,
-            action=AuditEvent.Action.INVOICE_PAID,
-            actor_label=source,
-            obj=invoice,
-            before={"status": before},
-            after={"status": invoice.status, "method": attempt.method_id, "position": attempt.position},
-        )
-    else:
-        invoice.next_attempt_at = now  # the next run goes on at the next method
-    invoice.save()
-    return True
 
 
 def webhook_event_store(*, gateway: str, event: GatewayEvent) -> tuple[WebhookEvent, bool]:
@@ -161,8 +103,8 @@ def webhook_event_process(*, stored: WebhookEvent, event: GatewayEvent, gateway)
     attempt = _attempt_for(gateway=stored.gateway, event=event)
     if attempt is None:
         return _finish(stored, Outcome.UNMATCHED, error="No attempt of ours has this charge.")
-    if not attempt.is_unresolved:
-        # A resolved attempt never changes again: no need to ask the gateway.
+    if not transitions.ATTEMPT_TRANSITIONS[attempt.status]:
+        # A final attempt (succeeded, failed, …) never changes again: no need to ask the gateway.
         return _finish(stored, Outcome.UNCHANGED, attempt=attempt)
     try:
         result = charge_now(
@@ -181,12 +123,8 @@ def webhook_event_process(*, stored: WebhookEvent, event: GatewayEvent, gateway)
         stored = WebhookEvent.objects.select_for_update().get(pk=stored.pk)
         if stored.processed_at is not None:
             return stored  # the same event, delivered twice at once, was applied by the other delivery
-        invoice = Invoice.objects.select_for_update().get(pk=attempt.invoice_id)
-        attempt = (
-            PaymentAttempt.objects.select_for_update(of=("self",)).select_related("method").get(pk=attempt.pk)
-        )
-        attempt.invoice = invoice
-        changed = attempt_result_apply(attempt=attempt, result=result, source=SOURCE)
+        attempt = attempt_for_update(idempotency_key=attempt.idempotency_key)  # invoice, then attempt
+        changed = attempt_result_apply(attempt=attempt, result=result, source=f"{stored.gateway} webhook")
         return _finish(stored, Outcome.APPLIED if changed else Outcome.UNCHANGED, attempt=attempt)
 
 

@@ -36,7 +36,7 @@ def support_may_not_view_webhook_events(apps, schema_editor):
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('invoices', '0002_due_scan_index_in_claim_order'),
+        ('invoices', '0003_attempt_requires_action_canceled'),
         ('accounts', '0002_support_group'),
     ]
 
