@@ -38,6 +38,7 @@ from core.money import format_money
 from .models import Invoice, PaymentAttempt, SettlementRun, WebhookEvent
 from .services import invoice_mark_uncollectible, invoice_void
 from .settlement import Outcome, invoice_retry_now
+from .settlement.keeper import runs_mark_interrupted
 
 logger = logging.getLogger(__name__)
 
@@ -535,6 +536,7 @@ class SettlementRunAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     fields = (
         "started_at",
         "finished_at",
+        "heartbeat_at",
         "duration",
         "host",
         "pid",
@@ -545,6 +547,15 @@ class SettlementRunAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         "attempts_link",
     )
     readonly_fields = fields
+
+    def changelist_view(self, request, extra_context=None):
+        # A killed run never says so itself: its stopped heartbeat does.
+        runs_mark_interrupted()
+        return super().changelist_view(request, extra_context)
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        runs_mark_interrupted()
+        return super().change_view(request, object_id, form_url, extra_context)
 
     @admin.display(description=gettext_lazy("duration"))
     def duration(self, obj):

@@ -125,6 +125,7 @@ class PaymentAttempt(models.Model):
         CURRENCY = "currency", _("The method cannot pay this currency")
         BLOCKED = "blocked", _("An earlier decline blocks it until it is updated")
         REATTEMPT_CAP = "reattempt_cap", _("Too many attempts on this method in 30 days")
+        DECLINED_IN_RUN = "declined_in_run", _("Declined earlier in this run")
         NO_METHODS = "no_methods", _("No payment method in the charge order")
 
     class Trigger(models.TextChoices):
@@ -207,6 +208,8 @@ class SettlementRun(models.Model):
 
     started_at = models.DateTimeField(_("started"), auto_now_add=True)
     finished_at = models.DateTimeField(_("finished"), null=True, blank=True)
+    # Renewed while the run works; a run whose heartbeat stopped was killed (see runs_mark_interrupted).
+    heartbeat_at = models.DateTimeField(_("last heartbeat"), null=True, blank=True)
     host = models.CharField(_("host"), max_length=200)
     pid = models.PositiveIntegerField(_("process id"), null=True, blank=True)
     as_of = models.DateTimeField(_("as of"))

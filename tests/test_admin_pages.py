@@ -312,3 +312,18 @@ def test_an_invoice_page_links_to_its_audit_trail(client):
 
     events = list(response.context["cl"].result_list)
     assert len(events) == 2 and {e.object_id for e in events} == {str(world.invoice.pk)}
+
+
+def test_a_killed_run_shows_as_interrupted_in_admin(client):
+    from invoices.models import SettlementRun
+
+    client.force_login(SupportUserFactory())
+    silent_since = timezone.now() - timezone.timedelta(minutes=10)
+    run = SettlementRunFactory(status=SettlementRun.Status.RUNNING, heartbeat_at=silent_since, paid=3)
+
+    response = client.get(reverse("admin:invoices_settlementrun_changelist"))
+
+    assert response.status_code == 200
+    run.refresh_from_db()
+    assert (run.status, run.finished_at, run.paid) == (SettlementRun.Status.INTERRUPTED, silent_since, 3)
+    assert "Interrupted" in response.content.decode()

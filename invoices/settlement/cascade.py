@@ -29,7 +29,7 @@ from payments.models import PaymentMethod
 from . import emails
 from .items import NO_REPLY, Item
 from .outcomes import InvoiceResult, Outcome, final_message, paid_result, stopped_message
-from .plan import PlanStep, position_label
+from .plan import PlanStep, position_label, recent_attempt_counts
 
 logger = logging.getLogger("invoices.settlement")
 Status = PaymentAttempt.Status
@@ -48,7 +48,7 @@ class Step:
     blocks: list[PaymentAttempt] = dataclasses.field(default_factory=list)
     new_attempts: list[PaymentAttempt] = dataclasses.field(default_factory=list)
     invoices: dict[int, Invoice] = dataclasses.field(default_factory=dict)  # to write back
-    heartbeat: list[int] = dataclasses.field(default_factory=list)
+    recent_counts: dict[int, int] = dataclasses.field(default_factory=dict)  # attempts per method, up to now
     audits: list[AuditEvent] = dataclasses.field(default_factory=list)
     notifications: list = dataclasses.field(default_factory=list)
     standings: dict[int, list[tuple[str, Invoice]]] = dataclasses.field(
@@ -74,6 +74,7 @@ class Cascade:
     def __init__(self, *, as_of: datetime.datetime, run: SettlementRun | None, trigger: str, actor):
         self.as_of, self.run, self.trigger, self.actor = as_of, run, trigger, actor
         self.today = timezone.localdate(as_of)
+        self.declined_in_run: set[int] = set()  # methods declined in this run, for any invoice
 
     @property
     def scheduled(self) -> bool:
@@ -106,7 +107,14 @@ class Cascade:
             wanted = {
                 s.method.pk for item in held if item.result is None for s in item.plan if not s.skip_reason
             }
-            step.methods = PaymentMethod.objects.in_bulk(wanted) if wanted else {}
+            if wanted:
+                # Locked, in one order, so concurrent runs count each method's attempts one after
+                # another: the card networks' re-attempt cap holds across every run.
+                step.methods = {
+                    m.pk: m
+                    for m in PaymentMethod.objects.select_for_update().filter(pk__in=wanted).order_by("pk")
+                }
+                step.recent_counts = recent_attempt_counts(method_ids=wanted, as_of=self.as_of)
             # Invoices already on their way go first, then new ones.
             for item in sorted(held, key=lambda item: not item.touched):
                 if item.result is None:
@@ -175,6 +183,8 @@ class Cascade:
         elif status in (Status.FAILED, Status.REQUIRES_ACTION):
             # The customer must authenticate: like a decline, the cascade moves on in this run.
             item.failed.append(attempt)
+            if status == Status.FAILED:
+                self.declined_in_run.add(attempt.method_id)
             if item.replay:
                 item.declined.add(attempt.method_id)
                 item.last_declined = attempt.method_id
@@ -215,11 +225,9 @@ class Cascade:
                 if plan_step.method.pk in step.busy:
                     return  # waits for the method
                 method = step.methods.get(plan_step.method.pk, plan_step.method)
-                # Removed or blocked since the claim: recorded as a skip instead.
-                if not method.is_active:
-                    plan_step = dataclasses.replace(plan_step, method=method, skip_reason=SkipReason.REMOVED)
-                elif method.blocked_at is not None:
-                    plan_step = dataclasses.replace(plan_step, method=method, skip_reason=SkipReason.BLOCKED)
+                reason = self._skip_now(method, step)
+                if reason:
+                    plan_step = dataclasses.replace(plan_step, method=method, skip_reason=reason)
             item.plan.pop(0)
             if plan_step.skip_reason:
                 item.skips.append(plan_step)
@@ -236,15 +244,28 @@ class Cascade:
             )
             item.next_sequence += 1
             item.attempts += 1
+            step.recent_counts[method.pk] = step.recent_counts.get(method.pk, 0) + 1
             step.new_attempts.append(attempt)
             self._make_call(item, attempt, step, replay=False)
             return
+
+    def _skip_now(self, method: PaymentMethod, step: Step) -> str:
+        """Why a method the plan would charge is skipped after all, as things stand in this step."""
+        if not method.is_active:
+            return SkipReason.REMOVED  # removed since the claim
+        if method.blocked_at is not None:
+            return SkipReason.BLOCKED
+        if method.pk in self.declined_in_run:
+            # One decline per card and run: forty invoices on a declined card cost one decline.
+            return SkipReason.DECLINED_IN_RUN
+        if step.recent_counts.get(method.pk, 0) >= settings.BILLING_REATTEMPT_CAP:
+            return SkipReason.REATTEMPT_CAP
+        return ""
 
     def _make_call(self, item: Item, attempt: PaymentAttempt, step: Step, *, replay: bool) -> None:
         item.attempt, item.replay, item.touched = attempt, replay, True
         step.busy.add(attempt.method_id)
         step.calls.append(item)
-        step.heartbeat.append(item.invoice.pk)
 
     def _write_skips(self, item: Item, step: Step) -> None:
         for skip in item.skips:
@@ -317,12 +338,6 @@ class Cascade:
             for invoice in step.invoices.values():
                 invoice.updated_at = step.now
             update_rows(step.invoices.values(), INVOICE_FIELDS)
-        heartbeat = [pk for pk in step.heartbeat if pk not in step.invoices]
-        if heartbeat:
-            # A worker that is making progress keeps its leases.
-            Invoice.objects.filter(pk__in=heartbeat).update(
-                lease_expires_at=step.now + datetime.timedelta(seconds=settings.BILLING_LEASE_SECONDS)
-            )
         if step.audits:
             insert_rows(step.audits)
         if step.standings:

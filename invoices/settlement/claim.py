@@ -6,7 +6,6 @@ import os
 import secrets
 import socket
 
-from django.conf import settings
 from django.db import transaction
 from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
@@ -14,6 +13,7 @@ from django.utils import timezone
 from invoices.models import Invoice, PaymentAttempt
 
 from .items import Lease
+from .keeper import lease_until
 
 
 def new_lease(*, owner: str = "") -> Lease:
@@ -22,10 +22,6 @@ def new_lease(*, owner: str = "") -> Lease:
 
 def _lease_free(now: datetime.datetime) -> Q:
     return Q(lease_expires_at__isnull=True) | Q(lease_expires_at__lt=now)
-
-
-def _lease_until(now: datetime.datetime) -> datetime.datetime:
-    return now + datetime.timedelta(seconds=settings.BILLING_LEASE_SECONDS)
 
 
 def _claimable(*, as_of: datetime.datetime, account_id: int | None, now: datetime.datetime):
@@ -73,7 +69,7 @@ def claim_due(
             ids += unscheduled.values_list("pk", flat=True)[: limit - len(ids)]
         if ids:
             Invoice.objects.filter(pk__in=ids).update(
-                lease_token=lease.token, lease_owner=lease.owner, lease_expires_at=_lease_until(now)
+                lease_token=lease.token, lease_owner=lease.owner, lease_expires_at=lease_until(now)
             )
     if not ids:
         return []
@@ -97,7 +93,7 @@ def claim_one(*, invoice_id: int, lease: Lease) -> Invoice | None:
         if not list(locked):
             return None
         Invoice.objects.filter(pk=invoice_id).update(
-            lease_token=lease.token, lease_owner=lease.owner, lease_expires_at=_lease_until(now)
+            lease_token=lease.token, lease_owner=lease.owner, lease_expires_at=lease_until(now)
         )
     return Invoice.objects.select_related("account").get(pk=invoice_id)
 

@@ -14,6 +14,7 @@ from payments.models import PaymentMethod
 
 from .claim import claim_one, new_lease
 from .engine import Engine, items_prepare
+from .keeper import LeaseKeeper
 from .outcomes import InvoiceResult, Outcome
 from .plan import charge_orders
 
@@ -77,7 +78,9 @@ def _settle_now(
     results = []
     engine = Engine(as_of=now, trigger=trigger, actor=actor, on_result=results.append)
     try:
-        engine.settle(items_prepare([claimed], lease=lease, as_of=now, order=order, resume=False))
+        with LeaseKeeper() as keeper:
+            keeper.hold([claimed], lease.token)
+            engine.settle(items_prepare([claimed], lease=lease, as_of=now, order=order, resume=False))
     except Exception:
         logger.exception("Settling invoice %s on request failed", claimed.number)
         results = []

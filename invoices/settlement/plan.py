@@ -55,12 +55,22 @@ def charge_orders(*, account_ids) -> dict[int, list[tuple[int, PaymentMethod]]]:
     return orders
 
 
+# What the card networks' re-attempt cap does not count: a charge that went through, a method
+# passed over, an attempt closed without a charge.
+NOT_REATTEMPTS = (
+    PaymentAttempt.Status.SUCCEEDED,
+    PaymentAttempt.Status.SKIPPED,
+    PaymentAttempt.Status.CANCELED,
+)
+
+
 def recent_attempt_counts(*, method_ids, as_of: datetime.datetime) -> dict[int, int]:
-    """Charges per method inside the card networks' re-attempt window, in one query."""
+    """Attempts per method inside the card networks' re-attempt window that did not go through
+    (declined, or still awaiting their outcome), in one query."""
     since = as_of - datetime.timedelta(days=settings.BILLING_REATTEMPT_WINDOW_DAYS)
     rows = (
         PaymentAttempt.objects.filter(method_id__in=set(method_ids), created_at__gte=since)
-        .exclude(status=PaymentAttempt.Status.SKIPPED)
+        .exclude(status__in=NOT_REATTEMPTS)
         .values("method_id")
         .annotate(n=Count("pk"))
     )

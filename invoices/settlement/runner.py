@@ -19,6 +19,7 @@ from invoices.models import Invoice, PaymentAttempt, SettlementRun
 
 from .claim import claim_due, due_queryset, new_lease, release
 from .engine import Engine, Item, items_prepare
+from .keeper import LeaseKeeper, runs_mark_interrupted
 from .outcomes import InvoiceResult, Outcome
 from .plan import PlanStep, plan_inputs
 
@@ -110,15 +111,24 @@ def settlement_run(
     started = time.monotonic()
     as_of = as_of or timezone.now()
     stop = stop or threading.Event()
+    runs_mark_interrupted()
     run = SettlementRun.objects.create(
-        host=socket.gethostname(), pid=os.getpid(), as_of=as_of, options=options or {}
+        host=socket.gethostname(),
+        pid=os.getpid(),
+        as_of=as_of,
+        options=options or {},
+        heartbeat_at=timezone.now(),
     )
     owner = f"{run.host}:{run.pid}:run-{run.pk}"
     budget = _Budget(limit)
     counts = Counter()
+    window = max(WINDOW, 2 * concurrency)
+    keeper = LeaseKeeper(run=run, counts=counts)
 
     def more() -> list[Item]:
-        size = budget.take(BATCH_SIZE)
+        # Claim no further ahead than the run can work: after a kill -9 no more invoices than
+        # that wait for their leases to run out.
+        size = budget.take(min(BATCH_SIZE, window))
         if not size:
             return []
         # A fresh lease token per batch: fencing tells every claim apart, even two claims of one
@@ -126,6 +136,7 @@ def settlement_run(
         lease = new_lease(owner=owner)
         invoices = claim_due(lease=lease, as_of=as_of, limit=size, account_id=account_id)
         budget.give_back(size - len(invoices))
+        keeper.hold(invoices, lease.token)
         return items_prepare(invoices, lease=lease, as_of=as_of)
 
     def give_back(items: list[Item]) -> None:
@@ -133,17 +144,18 @@ def settlement_run(
         for item in items:
             by_lease[item.lease].append(item.invoice.pk)
         for lease, invoice_ids in by_lease.items():
+            keeper.drop(invoice_ids)
             release(invoice_ids=invoice_ids, lease=lease)
         budget.give_back(len(items))
 
     def result(outcome: InvoiceResult) -> None:
+        keeper.drop([outcome.invoice_id])
         _tally(counts, outcome)
         on_result(outcome)
 
     engine = Engine(as_of=as_of, run=run, concurrency=concurrency, stop=stop, on_result=result)
-    window = max(WINDOW, 2 * concurrency)
-    with _plans_for_growing_tables():
-        engine.settle(more=more, give_back=give_back, window=window, max_pending=20 * window)
+    with keeper, _plans_for_growing_tables():
+        engine.settle(more=more, give_back=give_back, window=window, max_pending=2 * window)
     for name in SettlementRun.COUNT_FIELDS:
         setattr(run, name, counts.get(name, 0))
     run.finished_at = timezone.now()

@@ -1,0 +1,194 @@
+"""Settlement rules under card-network limits and crashes: the re-attempt cap counts every attempt,
+a declined card costs one decline per run, killed runs are taken over quickly and shown as such."""
+
+import datetime
+import json
+import random
+import signal
+import time
+from collections import Counter
+
+import pytest
+from django.core.management import call_command
+from django.db import connections
+from django.utils import timezone
+
+from invoices.models import Invoice, PaymentAttempt, SettlementRun
+from invoices.settlement import settlement_run
+from invoices.settlement.keeper import runs_mark_interrupted
+from tests import utils
+from tests.factories import AccountFactory, InvoiceFactory
+
+Status = PaymentAttempt.Status
+SkipReason = PaymentAttempt.SkipReason
+
+
+def _due_invoices(account, n):
+    return [InvoiceFactory(account=account, number=f"R-{account.pk}-{i:04d}") for i in range(n)]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_forty_invoices_on_a_declined_card_cost_one_decline():
+    account = AccountFactory(currency="USD")
+    card = utils.add_card(account, utils.GENERIC_DECLINE)
+    invoices = _due_invoices(account, 40)
+
+    settlement_run(concurrency=4)
+
+    attempts = PaymentAttempt.objects.filter(method=card)
+    assert attempts.exclude(status=Status.SKIPPED).count() == 1
+    assert utils.SandboxCharge.objects.filter(token=card.token).count() == 1
+    skips = attempts.filter(status=Status.SKIPPED)
+    assert skips.count() == 39
+    assert set(skips.values_list("skip_reason", flat=True)) == {SkipReason.DECLINED_IN_RUN}
+    assert set(Invoice.objects.filter(pk__in=[i.pk for i in invoices]).values_list("status", flat=True)) == {
+        Invoice.Status.PAST_DUE
+    }
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_declined_primary_in_this_run_sends_the_next_invoices_straight_to_the_backup():
+    account = AccountFactory(currency="USD")
+    primary = utils.add_card(account, utils.GENERIC_DECLINE)
+    backup = utils.add_card(account, utils.SUCCEEDS)
+    _due_invoices(account, 5)
+
+    settlement_run()
+
+    assert (
+        Invoice.objects.filter(account=account, status=Invoice.Status.PAID, paid_by_method=backup).count()
+        == 5
+    )
+    assert utils.SandboxCharge.objects.filter(token=primary.token).count() == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_cap_counts_the_runs_own_attempts(settings):
+    """Each invoice has its own card-testing budget no more: the cap counts attempts the run itself
+    just made, whatever the batch they were read in."""
+    settings.BILLING_REATTEMPT_CAP = 3
+    account = AccountFactory(currency="USD")
+    card = utils.add_card(account, utils.REPLY_LOST)  # charged, but every reply is lost: unknown
+    _due_invoices(account, 8)
+
+    settlement_run(concurrency=4)
+
+    assert PaymentAttempt.objects.filter(method=card).exclude(status=Status.SKIPPED).count() == 3
+    assert PaymentAttempt.objects.filter(method=card, skip_reason=SkipReason.REATTEMPT_CAP).count() == 5
+
+
+@pytest.mark.django_db(transaction=True)
+def test_successful_charges_do_not_use_up_the_cap(settings):
+    settings.BILLING_REATTEMPT_CAP = 2
+    account = AccountFactory(currency="USD")
+    card = utils.add_card(account, utils.SUCCEEDS)
+    _due_invoices(account, 5)
+
+    settlement_run()
+
+    assert (
+        Invoice.objects.filter(account=account, status=Invoice.Status.PAID, paid_by_method=card).count() == 5
+    )
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_runs_never_exceed_the_cap_together(settings):
+    """Two runs at once over 200 invoices of one account whose card never gets a definite answer:
+    the card is attempted at most BILLING_REATTEMPT_CAP times in all, not that many per run."""
+    account = AccountFactory(currency="USD")
+    card = utils.add_card(account, utils.REPLY_LOST)
+    _due_invoices(account, 200)
+    connections.close_all()
+    env = utils.command_env(BILLING_REATTEMPT_CAP=4, SANDBOX_LATENCY_MS=30)
+
+    procs = [utils.manage("settle_invoices", "--json", "--concurrency", "8", env=env) for _ in range(2)]
+    results = [proc.communicate(timeout=600) for proc in procs]
+
+    for proc, (_out, err) in zip(procs, results, strict=True):
+        assert proc.returncode == 0, err
+    assert sum(json.loads(out)["considered"] for out, _ in results) == 200
+    assert PaymentAttempt.objects.filter(method=card).exclude(status=Status.SKIPPED).count() == 4
+    assert utils.SandboxCharge.objects.filter(token=card.token).count() == 4
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_runs_with_a_declined_card_stay_under_the_cap():
+    account = AccountFactory(currency="USD")
+    card = utils.add_card(account, utils.GENERIC_DECLINE)
+    _due_invoices(account, 200)
+    connections.close_all()
+    env = utils.command_env(SANDBOX_LATENCY_MS=30)
+
+    procs = [utils.manage("settle_invoices", "--json", "--concurrency", "8", env=env) for _ in range(2)]
+    for proc in procs:
+        _out, err = proc.communicate(timeout=600)
+        assert proc.returncode == 0, err
+
+    charged = PaymentAttempt.objects.filter(method=card).exclude(status=Status.SKIPPED).count()
+    assert 1 <= charged <= 2  # one decline per run
+    assert Invoice.objects.filter(account=account, status=Invoice.Status.PAST_DUE).count() == 200
+
+
+@pytest.mark.django_db
+def test_a_run_whose_heartbeat_stopped_is_shown_interrupted_with_its_counts():
+    beat = timezone.now() - datetime.timedelta(minutes=5)
+    killed = SettlementRun.objects.create(host="h", as_of=beat, heartbeat_at=beat, paid=7, considered=9)
+    alive = SettlementRun.objects.create(host="h", as_of=beat, heartbeat_at=timezone.now())
+
+    assert runs_mark_interrupted() == 1
+
+    killed.refresh_from_db()
+    alive.refresh_from_db()
+    assert (killed.status, killed.finished_at, killed.paid, killed.considered) == ("interrupted", beat, 7, 9)
+    assert alive.status == SettlementRun.Status.RUNNING
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_killed_runs_are_taken_over_within_thirty_seconds_and_no_declined_method_is_charged_twice():
+    """kill -9 at random moments with the default lease; 30 s later one run settles everything."""
+    expected = utils.seed_invoices(accounts=200, invoices_per_account=5)
+    env = utils.command_env(SANDBOX_LATENCY_MS=100)
+    connections.close_all()
+    rng = random.Random(20261201)
+    kills = 0
+    for _ in range(80):
+        if kills >= 20 or not Invoice.objects.filter(status="open").exists():
+            break
+        runs_before = SettlementRun.objects.count()
+        proc = utils.manage("settle_invoices", "--concurrency", "4", env=env)
+        deadline = time.monotonic() + 60
+        while SettlementRun.objects.count() == runs_before and proc.poll() is None:
+            assert time.monotonic() < deadline, "settle_invoices never started"
+            time.sleep(0.02)
+        time.sleep(rng.uniform(0.05, 0.5))
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGKILL)
+            proc.communicate(timeout=60)
+            # Landed mid-run: the run had not finished its work when it died.
+            run = SettlementRun.objects.order_by("-pk").first()
+            kills += run.status == SettlementRun.Status.RUNNING
+        else:
+            proc.communicate(timeout=60)
+    assert kills >= 20, f"only {kills} kills landed mid-run"
+
+    time.sleep(30)
+    final = utils.manage("settle_invoices", "--json", "--concurrency", "4", env=env)
+    out, err = final.communicate(timeout=600)
+    assert final.returncode == 0, err
+    assert json.loads(out)["errors"] == 0
+
+    utils.assert_settled_exactly_once(expected)
+    charged = Counter(
+        PaymentAttempt.objects.filter(status__in=[Status.FAILED, Status.SUCCEEDED]).values_list(
+            "invoice_id", "retry_round", "method_id"
+        )
+    )
+    assert max(charged.values()) == 1, "a method was charged twice for one invoice in one round"
+    assert not SettlementRun.objects.filter(status=SettlementRun.Status.RUNNING).exists()
+    interrupted = SettlementRun.objects.filter(status=SettlementRun.Status.INTERRUPTED)
+    assert interrupted.count() == kills
+    assert all(run.finished_at is not None for run in interrupted)
+    call_command("reconcile_payments")  # exits 1 on any difference
