@@ -36,7 +36,7 @@ def support_may_not_view_webhook_events(apps, schema_editor):
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('invoices', '0003_attempt_requires_action_canceled'),
+        ('invoices', '0004_run_heartbeat_declined_in_run'),
         ('accounts', '0002_support_group'),
     ]
 
