@@ -27,7 +27,7 @@ from invoices import transitions
 from invoices.models import PaymentAttempt, WebhookEvent
 from invoices.settlement.resolve import attempt_for_update, attempt_result_apply
 from payments.gateways import GATEWAYS, get_gateway
-from payments.gateways.base import ChargeResult, GatewayUnavailable
+from payments.gateways.base import ChargeResult, Gateway, GatewayUnavailable
 from payments.gateways.events import EventSource, GatewayEvent, WebhookSignatureError, charge_now
 from payments.gateways.validation import luhn_valid
 
@@ -80,11 +80,11 @@ def _attempt_for(*, gateway: str, event: GatewayEvent) -> PaymentAttempt | None:
 
 def _matches(attempt: PaymentAttempt, result: ChargeResult | None) -> bool:
     """The charge read back is this attempt's: never apply another charge's outcome to it."""
-    return result is not None and (result.idempotency_key, result.amount_minor, result.currency) == (
-        attempt.idempotency_key,
-        attempt.amount_minor,
-        attempt.currency,
-    )
+    return result is not None and (
+        result.idempotency_key,
+        result.amount_minor,
+        result.currency.upper(),
+    ) == (attempt.idempotency_key, attempt.amount_minor, attempt.currency)
 
 
 def _finish(stored: WebhookEvent, outcome: str, *, attempt=None, error: str = "") -> WebhookEvent:
@@ -96,7 +96,7 @@ def _finish(stored: WebhookEvent, outcome: str, *, attempt=None, error: str = ""
     return stored
 
 
-def webhook_event_process(*, stored: WebhookEvent, event: GatewayEvent, gateway) -> WebhookEvent:
+def webhook_event_process(*, stored: WebhookEvent, event: GatewayEvent, gateway: Gateway) -> WebhookEvent:
     """Apply a stored, not yet processed event: re-read its charge, then apply that under locks.
 
     Raises GatewayUnavailable when the gateway could not be read; the event stays unprocessed."""
@@ -116,6 +116,13 @@ def webhook_event_process(*, stored: WebhookEvent, event: GatewayEvent, gateway)
         _finish(stored, Outcome.ERROR, attempt=attempt, error=f"The gateway could not be read: {exc}")
         raise
     if not _matches(attempt, result):
+        logger.warning(
+            "Webhook %s %s names attempt %s, but the gateway's charge %s is not its charge",
+            stored.gateway,
+            stored.event_id,
+            attempt.idempotency_key,
+            event.reference,
+        )
         return _finish(
             stored, Outcome.UNMATCHED, attempt=attempt, error="The gateway's charge is not this attempt's."
         )
