@@ -12,23 +12,43 @@ PORT ?= 8000
 TEST_ENV := DEBUG=0 SECRET_KEY=test-only-secret-key SECURE_SSL_REDIRECT=0 SECURE_COOKIES=0 SECURE_HSTS_SECONDS=0
 PYTEST_ARGS ?=
 
-.PHONY: run test lint format install migrate bench clean
+.PHONY: run test lint format install install-runtime migrate bench lock clean
 
-$(BIN)/.installed: requirements.lock
+# Two dependency sets, both pinned from pyproject.toml (see `make lock`): requirements.lock is what the
+# running product needs; requirements-dev.lock adds the test and tooling group on top of it. Each set
+# has its own stamp, so a venv that `make run` filled with the runtime set still gets the test tools
+# the first time `make test` needs them, and a fresh clone's `make run` installs no test tool.
+$(BIN)/python:
 	@test -n "$(PYTHON)" || { echo "Python 3.12 or newer is required (none found on PATH)." >&2; exit 2; }
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(BIN)/.installed-runtime: requirements.lock | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -r requirements.lock
 	@touch $@
 
-install: $(BIN)/.installed
+$(BIN)/.installed-dev: requirements.lock requirements-dev.lock | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -r requirements-dev.lock
+	@touch $(BIN)/.installed-runtime $@
+
+install-runtime: $(BIN)/.installed-runtime
+
+install: $(BIN)/.installed-dev
+
+# Regenerates both locks from pyproject.toml with uv (from the dev set), keeping every pin that still
+# fits; add --upgrade-package NAME to the first command to move one package. Each lock's header
+# repeats its command. The dev lock is constrained by the runtime lock, so the two never disagree.
+lock: install
+	$(BIN)/uv pip compile pyproject.toml --python-version 3.12 -o requirements.lock
+	$(BIN)/uv pip compile pyproject.toml --group dev --python-version 3.12 -c requirements.lock \
+		-o requirements-dev.lock
 
 # A development .env, so plain `manage.py …` works in this checkout; the environment still wins,
 # and production sets real values there instead.
 .env:
 	@printf '# Written by make run for development. Production sets real values in the environment.\nDEBUG=1\n' > $@
 
-migrate: install .env
+migrate: install-runtime .env
 	DEBUG=1 $(BIN)/python manage.py migrate --noinput
 	DEBUG=1 $(BIN)/python manage.py migrate --noinput --database sandbox
 
@@ -43,6 +63,7 @@ run: migrate
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
 
 format: install
 	$(BIN)/ruff check --fix .

@@ -1,9 +1,9 @@
-"""Sign-in, the account switcher, the member's settings and the account's activity log."""
+"""Sign-in, the account switcher, the language menu and the member's settings (the activity log,
+which names methods and invoices, is billing_console/views/activity.py)."""
 
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import views as auth_views
-from django.core.paginator import Paginator
 from django.http import Http404, HttpResponseBadRequest
 from django.shortcuts import redirect
 from django.urls import reverse, reverse_lazy
@@ -12,16 +12,14 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from django.views import View
-from django.views.generic import FormView, TemplateView
+from django.views.generic import FormView
 
 from core.views import MemberPage
-from invoices.models import Invoice
-from payments.models import PaymentMethod
 
 from .forms import PreferencesForm, ThrottledAuthenticationForm, ThrottledPasswordResetForm
 from .middleware import SESSION_KEY
-from .models import Account, AuditEvent, Profile
-from .selectors import memberships_for_user, scoped
+from .models import Profile
+from .selectors import memberships_for_user
 
 
 class SignInView(auth_views.LoginView):
@@ -151,91 +149,3 @@ class SettingsView(MemberPage, FormView):
             response = redirect(next_url)
         _remember_language(response, form.cleaned_data["language"])
         return response
-
-
-def _order_text(order, labels) -> str:
-    if not order:
-        return _("empty")
-    parts = []
-    for position, method_id in enumerate(order, start=1):
-        label = labels.get(method_id, _("method %(id)s") % {"id": method_id})
-        rank = _("Primary") if position == 1 else _("Backup %(n)s") % {"n": position - 1}
-        parts.append(f"{rank}: {label}")
-    return " · ".join(parts)
-
-
-def _status_label(choices, value) -> str:
-    """A stored status in the reader's language ("past_due" -> "Past due" / "支払期限超過")."""
-    try:
-        return str(choices(value).label)
-    except ValueError:
-        return str(value or "").replace("_", " ")
-
-
-def describe_event(event: AuditEvent, *, methods: dict, invoices: dict) -> str:
-    """The change an audit event records, in one line of plain words."""
-    before, after = event.before or {}, event.after or {}
-    action = AuditEvent.Action
-    if event.action == action.ORDER_CHANGED:
-        return _("%(before)s → %(after)s") % {
-            "before": _order_text(before.get("order"), methods),
-            "after": _order_text(after.get("order"), methods),
-        }
-    if event.action in (action.METHOD_ADDED, action.METHOD_REMOVED):
-        return (after or before).get("label", "")
-    if event.action == action.METHOD_UPDATED:
-        return _("%(label)s: expiry %(before)s → %(after)s") % {
-            "label": after.get("label", ""),
-            "before": before.get("exp") or "—",
-            "after": after.get("exp") or "—",
-        }
-    if event.action == action.ACCOUNT_STATUS:
-        return _("Account status %(before)s → %(after)s") % {
-            "before": _status_label(Account.Status, before.get("status")),
-            "after": _status_label(Account.Status, after.get("status")),
-        }
-    if event.object_type == "invoice":
-        number = invoices.get(event.object_id) or after.get("number") or event.object_id
-        if before.get("status") and after.get("status"):
-            return _("Invoice %(number)s: %(before)s → %(after)s") % {
-                "number": number,
-                "before": _status_label(Invoice.Status, before["status"]),
-                "after": _status_label(Invoice.Status, after["status"]),
-            }
-        return _("Invoice %(number)s") % {"number": number}
-    return ""
-
-
-class ActivityView(MemberPage, TemplateView):
-    template_name = "accounts/activity.html"
-    page_title = gettext_lazy("Activity")
-    nav = "activity"
-    paginate_by = 50
-
-    def get_context_data(self, **kwargs):
-        context = super().get_context_data(**kwargs)
-        events = scoped(AuditEvent.objects, account=self.account).order_by("-created_at", "-pk")
-        page = Paginator(events, self.paginate_by).get_page(self.request.GET.get("page"))
-        rows = list(page.object_list)
-        method_ids, invoice_ids = set(), set()
-        for event in rows:
-            for state in (event.before or {}, event.after or {}):
-                method_ids.update(m for m in state.get("order") or [] if isinstance(m, int))
-            if event.object_type == "invoice" and event.object_id.isdigit():
-                invoice_ids.add(int(event.object_id))
-        # One query each for every label on the page, however many events it shows.
-        methods = {
-            m.pk: m.label
-            for m in scoped(PaymentMethod.objects, account=self.account).filter(pk__in=method_ids)
-        }
-        invoices = {
-            str(pk): number
-            for pk, number in scoped(Invoice.objects, account=self.account)
-            .filter(pk__in=invoice_ids)
-            .values_list("pk", "number")
-        }
-        context.update(
-            page_obj=page,
-            events=[(event, describe_event(event, methods=methods, invoices=invoices)) for event in rows],
-        )
-        return context

@@ -3,7 +3,7 @@
 from django.urls import path
 
 from accounts import views as accounts
-from billing_console.views import DashboardView
+from billing_console.views import ActivityView, DashboardView
 from invoices import views as invoices
 from payments import views as payments
 
@@ -25,7 +25,7 @@ urlpatterns = [
     path("switch-account/", accounts.SwitchAccountView.as_view(), name="switch_account"),
     path("settings/", accounts.SettingsView.as_view(), name="settings"),
     path("language/", accounts.LanguageView.as_view(), name="language"),
-    path("activity/", accounts.ActivityView.as_view(), name="activity"),
+    path("activity/", ActivityView.as_view(), name="activity"),
     # Payment methods and the charge order.
     path("payment-methods/", payments.PaymentMethodListView.as_view(), name="payment_methods"),
     path("payment-methods/order/", payments.ChargeOrderSetView.as_view(), name="charge_order_set"),

@@ -156,6 +156,8 @@ if DATABASES["sandbox"]["ENGINE"].endswith("postgresql"):
     # for our server's disk flush, so a simulated gateway never slows down the writes that are ours.
     # (A crashed client process loses nothing; only a crash of the server itself could.)
     DATABASES["sandbox"].setdefault("OPTIONS", {}).setdefault("options", "-c synchronous_commit=off")
+    # Created on first connection when it does not exist yet, as SQLite creates the ledger's file.
+    DATABASES["sandbox"]["ENGINE"] = "payments.sandbox.postgresql"
 DATABASE_ROUTERS = ["payments.sandbox.routers.SandboxRouter"]
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 

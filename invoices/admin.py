@@ -25,15 +25,10 @@ from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy, pgettext, pgettext_lazy
 
-from accounts.admin import (
-    ReadOnlyAdminMixin,
-    admin_link,
-    changelist_link,
-    pretty_json,
-    rank_label,
-)
+from accounts.admin import ReadOnlyAdminMixin, admin_link, changelist_link, pretty_json
 from accounts.models import AuditEvent
 from core.money import format_money
+from payments.ranks import NOT_IN_ORDER, position_label
 
 from .models import Invoice, PaymentAttempt, SettlementRun, WebhookEvent
 from .services import invoice_mark_uncollectible, invoice_void
@@ -65,7 +60,8 @@ def attempt_outcome(attempt: PaymentAttempt) -> str:
 def attempt_line(attempt: PaymentAttempt) -> str:
     if attempt.method is None:
         return attempt_outcome(attempt)
-    return f"{rank_label(attempt.position)} {attempt.method.label} — {attempt_outcome(attempt)}"
+    rank = position_label(attempt.position, unranked=NOT_IN_ORDER)
+    return f"{rank} {attempt.method.label} — {attempt_outcome(attempt)}"
 
 
 def invoice_story(invoice: Invoice, attempts: list[PaymentAttempt]) -> tuple[str, list[str]]:
@@ -81,7 +77,7 @@ def invoice_story(invoice: Invoice, attempts: list[PaymentAttempt]) -> tuple[str
         headline = _("Paid on %(when)s by %(method)s (%(rank)s).") % {
             "when": timezone.localtime(invoice.paid_at).strftime("%Y-%m-%d %H:%M"),
             "method": invoice.paid_by_method.label if invoice.paid_by_method else "-",
-            "rank": rank_label(paying.position if paying else None),
+            "rank": position_label(paying.position if paying else None, unranked=NOT_IN_ORDER),
         }
         if not (invoice.paid_by_backup and paying):
             return headline, []
@@ -158,7 +154,7 @@ class PaymentAttemptInline(ReadOnlyAdminMixin, admin.TabularInline):
 
     @admin.display(description=gettext_lazy("rank"))
     def rank(self, obj):
-        return rank_label(obj.position) if obj.method_id else "-"
+        return position_label(obj.position, unranked=NOT_IN_ORDER) if obj.method_id else "-"
 
     @admin.display(description=gettext_lazy("method"))
     def charged_method(self, obj):
@@ -513,7 +509,7 @@ class PaymentAttemptAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 
     @admin.display(description=gettext_lazy("rank"), ordering="position")
     def rank(self, obj):
-        return rank_label(obj.position) if obj.method_id else "-"
+        return position_label(obj.position, unranked=NOT_IN_ORDER) if obj.method_id else "-"
 
     @admin.display(description=gettext_lazy("method"))
     def charged_method(self, obj):

@@ -8,35 +8,12 @@ import itertools
 from collections.abc import Sequence
 
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy
 
 from core.money import format_money
-from invoices.settlement.plan import position_label
+from payments.declines import decline_words
+from payments.ranks import position_label
 
 from .models import PaymentAttempt
-
-DECLINE_WORDS = {
-    "generic_decline": gettext_lazy("generic decline"),
-    "insufficient_funds": gettext_lazy("insufficient funds"),
-    "lost_card": gettext_lazy("the card was reported lost"),
-    "stolen_card": gettext_lazy("the card was reported stolen"),
-    "pickup_card": gettext_lazy("the bank asked to keep the card"),
-    "expired_card": gettext_lazy("the card has expired"),
-    "incorrect_number": gettext_lazy("incorrect card number"),
-    "processing_error": gettext_lazy("a processing error at the bank"),
-    "do_not_honor": gettext_lazy("the bank did not honour the charge"),
-    "authentication_required": gettext_lazy("the bank asked for authentication"),
-    "account_closed": gettext_lazy("the bank account is closed"),
-    "revocation_of_authorization": gettext_lazy("the debit authorisation was revoked"),
-    "revocation_of_all_authorizations": gettext_lazy("all debit authorisations were revoked"),
-    "highest_risk_level": gettext_lazy("the bank flagged the charge as high risk"),
-}
-
-
-def decline_words(code: str) -> str:
-    if not code:
-        return _("declined by the bank")
-    return str(DECLINE_WORDS.get(code, code.replace("_", " ")))
 
 
 @dataclasses.dataclass(frozen=True)

@@ -1,12 +1,14 @@
-"""A stored email (its kind and language-neutral context) rendered in the active language.
+"""A stored email rendered in the active language: the templates its kind names
+(templates/notifications/<kind>.subject.txt, .txt and .html) with the context its caller stored.
 
-The context is stored as JSON when the event happens; words, money and dates are made at send
-time, under each recipient group's language, by these conventions:
+The caller (the settlement's emails, payments' notices and reminders) builds the context as JSON
+when the event happens: facts, not sentences. Words, money and dates are made at send time, under
+each recipient group's language: the templates turn the caller's facts into words with the
+callers' own template filters (``{% load payments %}``: ``position|position_label``,
+``decline_code|decline_words``; ``{% load invoices %}``: ``skip_reason|skip_reason_words``), and
+this module applies two conventions of its own:
 
 - ``amount_minor`` with ``currency``  -> ``amount``, formatted with the currency's own rules;
-- ``position`` (1 is the primary)      -> ``position_label`` ("Primary", "Backup 1" …);
-- ``decline_code``                     -> ``reason`` in plain words;
-- ``skip_reason``                      -> ``reason`` in plain words;
 - ``…_on`` (ISO date), ``…_at`` (ISO date and time) -> date and datetime objects for ``|date``.
 
 They apply at every level of nesting (a list of failures, the fallback method …).
@@ -23,9 +25,6 @@ from django.urls import reverse
 from django.utils.http import urlencode
 
 from core.money import format_money
-from invoices.models import PaymentAttempt
-from invoices.settlement.plan import position_label
-from invoices.timeline import decline_words
 
 from .models import SentEmail
 
@@ -35,13 +34,6 @@ class RenderedEmail:
     subject: str
     text: str
     html: str
-
-
-def _skip_words(code: str) -> str:
-    try:
-        return str(PaymentAttempt.SkipReason(code).label)
-    except ValueError:
-        return code.replace("_", " ")
 
 
 def localised(value):
@@ -59,12 +51,6 @@ def localised(value):
                 out[key] = datetime.datetime.fromisoformat(item)
     if value.get("amount_minor") is not None and value.get("currency"):
         out["amount"] = format_money(value["amount_minor"], value["currency"])
-    if "position" in value:
-        out["position_label"] = position_label(value["position"])
-    if "decline_code" in value:
-        out["reason"] = decline_words(value["decline_code"])
-    if value.get("skip_reason"):
-        out["reason"] = _skip_words(value["skip_reason"])
     return out
 
 

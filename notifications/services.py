@@ -15,6 +15,7 @@ from django.utils import timezone, translation
 from accounts.models import Account, Membership
 from core.bulk import insert_rows, update_rows
 
+from . import rendering
 from .models import SentEmail
 
 logger = logging.getLogger(__name__)
@@ -232,9 +233,6 @@ def notification_deliver_many(*, email_ids) -> int:
         SentEmail.objects.filter(pk__in=[email.pk for email in emails]).update(
             status=SentEmail.Status.SENT, sent_at=now
         )
-    # Imported here: rendering uses the settlement's labels, and the settlement imports this module.
-    from .rendering import render_email
-
     sent = []
     for email in emails:
         email.status, email.sent_at, email.subject, email.error = SentEmail.Status.SENT, now, "", ""
@@ -242,7 +240,7 @@ def notification_deliver_many(*, email_ids) -> int:
         try:
             for (language, zone), addresses in recipient_groups(email).items():
                 with translation.override(language), timezone.override(zone):
-                    rendered = render_email(
+                    rendered = rendering.render_email(
                         kind=email.kind,
                         context=email.context,
                         account_name=email.account.name,

@@ -1,9 +1,10 @@
 from django.contrib import admin
 from django.utils.translation import gettext_lazy as _
 
-from accounts.admin import ReadOnlyAdminMixin, rank_label
+from accounts.admin import ReadOnlyAdminMixin
 
 from .models import PaymentMethod
+from .ranks import NOT_IN_ORDER, position_label
 
 
 @admin.register(PaymentMethod)
@@ -52,7 +53,7 @@ class PaymentMethodAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     @admin.display(description=_("rank"), ordering="rank__position")
     def charge_rank(self, obj):
         entry = getattr(obj, "rank", None)
-        return rank_label(entry.position if entry else None)
+        return position_label(entry.position if entry else None, unranked=NOT_IN_ORDER)
 
     @admin.display(description=_("expires"))
     def expires(self, obj):

@@ -1,8 +1,12 @@
-"""Decline codes and their classes, as the card networks and Stripe name them.
+"""The decline vocabulary: codes and their classes, as the card networks and Stripe name them, and
+the words a customer reads for each.
 
 A hard decline means the method will not work until the customer updates it; a soft one may
 succeed at the next round. Both move the cascade on to the next method in the same run.
 """
+
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 HARD_DECLINE_CODES = frozenset(
     {
@@ -25,3 +29,28 @@ SOFT = "soft"
 
 def decline_class(code: str) -> str:
     return HARD if code in HARD_DECLINE_CODES else SOFT
+
+
+DECLINE_WORDS = {
+    "generic_decline": gettext_lazy("generic decline"),
+    "insufficient_funds": gettext_lazy("insufficient funds"),
+    "lost_card": gettext_lazy("the card was reported lost"),
+    "stolen_card": gettext_lazy("the card was reported stolen"),
+    "pickup_card": gettext_lazy("the bank asked to keep the card"),
+    "expired_card": gettext_lazy("the card has expired"),
+    "incorrect_number": gettext_lazy("incorrect card number"),
+    "processing_error": gettext_lazy("a processing error at the bank"),
+    "do_not_honor": gettext_lazy("the bank did not honour the charge"),
+    "authentication_required": gettext_lazy("the bank asked for authentication"),
+    "account_closed": gettext_lazy("the bank account is closed"),
+    "revocation_of_authorization": gettext_lazy("the debit authorisation was revoked"),
+    "revocation_of_all_authorizations": gettext_lazy("all debit authorisations were revoked"),
+    "highest_risk_level": gettext_lazy("the bank flagged the charge as high risk"),
+}
+
+
+def decline_words(code: str) -> str:
+    """Why a charge was declined, in plain words in the active language."""
+    if not code:
+        return _("declined by the bank")
+    return str(DECLINE_WORDS.get(code, code.replace("_", " ")))

@@ -8,6 +8,8 @@ from django.utils.translation import gettext_lazy as _
 
 from accounts.models import Account
 
+from .ranks import position_label
+
 
 class PaymentMethodQuerySet(models.QuerySet):
     def active(self):
@@ -130,4 +132,4 @@ class ChargeOrderEntry(models.Model):
 
     @property
     def position_label(self) -> str:
-        return _("Primary") if self.position == 1 else _("Backup %(n)s") % {"n": self.position - 1}
+        return position_label(self.position)

@@ -1,7 +1,8 @@
 """Writes to payment methods and the charge order.
 
 Tokenisation happens first, outside any transaction (the gateway is remote); the change, its audit
-event, the security notice and "past-due invoices may be retried now" then commit together.
+event and the security notice then commit together, and ``charge_order_changed`` is sent after the
+commit (invoices makes a past-due invoice eligible at the next run).
 """
 
 from django.conf import settings
@@ -12,7 +13,6 @@ from django.utils.translation import gettext as _
 
 from accounts.models import Account, AuditEvent
 from accounts.services import audit_record
-from invoices.models import Invoice
 from notifications.models import SentEmail
 from notifications.services import (
     OWNER_ROLES,
@@ -25,6 +25,7 @@ from notifications.services import (
 from .gateways import get_gateway
 from .gateways.base import TokenizedMethod
 from .models import ChargeOrderEntry, PaymentMethod
+from .signals import charge_order_changed_on_commit
 
 
 class ChargeOrderError(ValidationError):
@@ -52,13 +53,6 @@ def _method_snapshot(method: PaymentMethod) -> dict:
 def _lock_account(account: Account) -> Account:
     # Serialises every change to one account's methods, so two concurrent edits cannot interleave.
     return Account.objects.select_for_update().get(pk=account.pk)
-
-
-def _past_due_invoices_retry_now(*, account: Account) -> int:
-    """A customer who fixes their methods should not wait for the next round of the schedule."""
-    return Invoice.objects.filter(account=account, status=Invoice.Status.PAST_DUE).update(
-        next_attempt_at=timezone.now()
-    )
 
 
 def _security_notice(
@@ -148,7 +142,7 @@ def charge_order_set(*, account: Account, actor, method_ids: list[int], request=
         after={"order": method_ids},
         request=request,
     )
-    _past_due_invoices_retry_now(account=account)
+    charge_order_changed_on_commit(account_id=account.pk)
     _security_notice(account=account, event=event, actor=actor, request=request, order_before=before)
     return method_ids
 
@@ -247,7 +241,7 @@ def payment_method_create(
             after={"order": [*order, method.pk]},
             request=request,
         )
-    _past_due_invoices_retry_now(account=account)
+    charge_order_changed_on_commit(account_id=account.pk)
     _security_notice(account=account, event=event, actor=actor, request=request, order_before=order)
     return method
 
@@ -339,7 +333,7 @@ def payment_method_update_expiry(
         after=_method_snapshot(method),
         request=request,
     )
-    _past_due_invoices_retry_now(account=method.account)
+    charge_order_changed_on_commit(account_id=method.account_id)
     _security_notice(account=method.account, event=event, actor=actor, request=request)
     return method
 

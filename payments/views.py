@@ -19,14 +19,15 @@ from django.views.decorators.debug import sensitive_post_parameters, sensitive_v
 from django.views.generic import FormView, TemplateView
 
 from accounts.selectors import get_for_account, scoped
-from billing_console.views.dashboard import charge_order_entries
 from core.views import ManagerPage, MemberPage
 
 from . import services
 from .forms import ADD_FORMS, SENSITIVE_FIELDS, ExpiryForm
 from .gateways.base import InvalidPaymentDetails
 from .models import PaymentMethod
+from .ranks import position_label
 from .ratelimit import add_method_blocked, add_method_failure_record
+from .selectors import charge_order_entries
 
 logger = logging.getLogger(__name__)
 
@@ -34,8 +35,7 @@ logger = logging.getLogger(__name__)
 def _order_message(order_ids: list[int], method: PaymentMethod) -> str:
     if method.pk not in order_ids:
         return _("%(label)s is no longer in the charge order; it stays on file.") % {"label": method.label}
-    position = order_ids.index(method.pk) + 1
-    rank = _("Primary") if position == 1 else _("Backup %(n)s") % {"n": position - 1}
+    rank = position_label(order_ids.index(method.pk) + 1)
     return _("%(label)s is now %(rank)s.") % {"label": method.label, "rank": rank}
 
 
@@ -118,7 +118,7 @@ class ChargeOrderSetView(MemberPage, View):
             {
                 "id": method_id,
                 "label": labels.get(method_id, ""),
-                "rank": _("Primary") if position == 1 else _("Backup %(n)s") % {"n": position - 1},
+                "rank": position_label(position),
             }
             for position, method_id in enumerate(order, start=1)
         ]

@@ -12,9 +12,9 @@ from django.utils import timezone, translation
 from accounts.models import Account, Membership
 from invoices.models import Invoice
 from invoices.settlement import settlement_run
-from notifications.expiry import Outcome, expiry_reminder_send
 from notifications.models import SentEmail
 from notifications.rendering import render_email
+from payments.expiry import Outcome, expiry_reminder_send
 from payments.services import payment_method_remove
 from tests import utils
 from tests.factories import AccountFactory, InvoiceFactory, MembershipFactory, UserFactory

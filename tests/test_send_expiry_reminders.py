@@ -9,9 +9,9 @@ import time_machine
 from django.core.management import CommandError, call_command
 
 from accounts.models import Membership
-from notifications import expiry
-from notifications.expiry import Outcome, expiry_reminder_send, expiry_reminders_due
 from notifications.models import SentEmail
+from payments import expiry
+from payments.expiry import Outcome, expiry_reminder_send, expiry_reminders_due
 from payments.models import PaymentMethod
 from payments.services import charge_order_set, payment_method_remove, payment_method_update_expiry
 from tests import utils
@@ -308,7 +308,7 @@ def test_an_unexpected_error_exits_1_and_the_other_reminders_are_still_sent(
             raise RuntimeError("boom")
         return real(account_id=account_id, method_id=method_id, today=today)
 
-    monkeypatch.setattr("notifications.management.commands.send_expiry_reminders.expiry_reminder_send", flaky)
+    monkeypatch.setattr("payments.management.commands.send_expiry_reminders.expiry_reminder_send", flaky)
     with time_machine.travel(DAYS_30, tick=False), pytest.raises(CommandError) as raised:
         run()
     assert raised.value.returncode == 1

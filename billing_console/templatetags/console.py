@@ -15,8 +15,8 @@ from django.utils.translation import pgettext
 
 from core.money import format_money
 from invoices.models import Invoice
-from invoices.settlement.plan import position_label
-from invoices.timeline import decline_words
+from payments.declines import decline_words
+from payments.templatetags.payments import position_label
 
 register = template.Library()
 

@@ -1,7 +1,9 @@
-"""The console's shell: the base views every page builds on, and the dashboard."""
+"""The console's shell: the base views every page builds on, the dashboard and the activity log
+(the pages that draw on every app)."""
 
 from core.views import ConsolePage, ManagerPage, MemberPage
 
+from .activity import ActivityView
 from .dashboard import DashboardView
 
-__all__ = ["ConsolePage", "DashboardView", "ManagerPage", "MemberPage"]
+__all__ = ["ActivityView", "ConsolePage", "DashboardView", "ManagerPage", "MemberPage"]

@@ -13,7 +13,8 @@ from accounts.selectors import scoped
 from core.money import format_money
 from core.views import ConsolePage
 from invoices.models import Invoice
-from payments.models import ChargeOrderEntry, PaymentMethod
+from payments.models import PaymentMethod
+from payments.selectors import charge_order_entries
 
 EXPIRY_WARNING_DAYS = 30
 # What PaymentMethod.label reads.
@@ -41,12 +42,6 @@ class Alert:
     action_url: str = ""
     action_post: bool = False  # a button that POSTs (with its hidden fields) rather than a link
     action_fields: tuple = ()
-
-
-def charge_order_entries(*, account):
-    return list(
-        scoped(ChargeOrderEntry.objects.select_related("method"), account=account).order_by("position")
-    )
 
 
 def dashboard_warnings(

@@ -25,11 +25,12 @@ from invoices.models import Invoice, PaymentAttempt, SettlementRun
 from invoices.transitions import AccountStanding, Context
 from notifications.services import notification_queue_many
 from payments.models import PaymentMethod
+from payments.ranks import position_label
 
 from . import emails
 from .items import NO_REPLY, Item
 from .outcomes import InvoiceResult, Outcome, final_message, paid_result, stopped_message
-from .plan import PlanStep, position_label, recent_attempt_counts
+from .plan import PlanStep, recent_attempt_counts
 
 logger = logging.getLogger("invoices.settlement")
 Status = PaymentAttempt.Status

@@ -2,7 +2,9 @@
 them together in the transaction that records the outcomes.
 
 The context holds facts, not sentences: each recipient's words, money format and dates are made
-when the email is rendered in their language (notifications.rendering).
+when the email is rendered in their language, by its templates (templates/notifications/, whose
+``position|position_label`` and ``decline_code|decline_words`` come from payments, and
+``skip_reason|skip_reason_words`` from invoices) and notifications.rendering.
 """
 
 from django.conf import settings

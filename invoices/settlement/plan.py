@@ -7,10 +7,10 @@ from collections import defaultdict
 from django.conf import settings
 from django.db.models import Count, Max
 from django.utils import timezone
-from django.utils.translation import gettext as _
 
 from invoices.models import Invoice, PaymentAttempt
 from payments.models import ChargeOrderEntry, PaymentMethod
+from payments.ranks import position_label
 
 SkipReason = PaymentAttempt.SkipReason
 
@@ -32,14 +32,6 @@ class PlanStep:
     @property
     def skip_reason_label(self) -> str:
         return str(SkipReason(self.skip_reason).label) if self.skip_reason else ""
-
-
-def position_label(position: int | None) -> str:
-    if position is None:
-        return _("Chosen method")
-    if position == 1:
-        return _("Primary")
-    return _("Backup %(n)s") % {"n": position - 1}
 
 
 def charge_orders(*, account_ids) -> dict[int, list[tuple[int, PaymentMethod]]]:

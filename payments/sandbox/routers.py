@@ -15,4 +15,6 @@ class SandboxRouter:
         return None
 
     def allow_migrate(self, db, app_label, model_name=None, **hints):
+        # Per app, never per model: `migrate` and `showmigrations` ask it with the app label alone to
+        # keep each app's migration records in its own database (payments/sandbox/migration_routing.py).
         return (app_label == "sandbox") == (db == SANDBOX_DB)

@@ -16,10 +16,10 @@ from django.db import transaction
 from django.db.models import F
 
 from accounts.models import Account
-from payments.models import ChargeOrderEntry, PaymentMethod
+from notifications.models import SentEmail
+from notifications.services import notification_queue
 
-from .models import SentEmail
-from .services import notification_queue
+from .models import ChargeOrderEntry, PaymentMethod
 
 # Days before the last day a method can be charged. Only the nearest one that applies is sent, so
 # a method first seen 5 days before it expires gets the 7-day reminder alone.
@@ -49,7 +49,8 @@ class ExpiryReminder:
         return f"method_expiring:{self.method.pk}:{self.expires_on:%Y-%m}:{self.threshold}d"
 
     def context(self) -> dict:
-        """The email's stored context (see notifications.rendering for how it becomes words)."""
+        """The email's stored context: facts, made into words in each recipient's language when the
+        email is rendered (templates/notifications/method_expiring.*)."""
         return {
             "method": self.method.label,
             "method_id": self.method.pk,

@@ -17,8 +17,8 @@ from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
 from accounts.models import Account
-from invoices.settlement.plan import position_label
-from notifications.expiry import ExpiryReminder, Outcome, expiry_reminder_send, expiry_reminders_due
+from payments.expiry import ExpiryReminder, Outcome, expiry_reminder_send, expiry_reminders_due
+from payments.ranks import position_label
 
 logger = logging.getLogger(__name__)
 

@@ -1,0 +1,1 @@
+"""PostgreSQL for the sandbox ledger's database, created on first connection when it is missing."""

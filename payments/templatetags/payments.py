@@ -1,0 +1,20 @@
+"""Payments' words for templates, the console's and the emails' alike: ``{% load payments %}``.
+
+``{{ position|position_label }}`` is "Primary", "Backup 1" …; ``{{ code|decline_words }}`` says why
+a charge was declined. Both in the active language, so an email says them in its reader's.
+"""
+
+from django import template
+
+from payments import ranks
+from payments.declines import decline_words
+
+register = template.Library()
+
+register.filter("decline_words", decline_words)
+
+
+@register.filter
+def position_label(position) -> str:
+    # As filters do, a variable the context lacks (rendered as "") stays silent.
+    return "" if position == "" else ranks.position_label(position)
