@@ -174,6 +174,8 @@ def test_missing_sandbox_database_is_created_by_migrate_and_by_seed_demo():
             "sandbox",
             "[X]",
             "0001_initial",
+            "[X]",
+            "0002_charge_announced_at",
         ]
 
         # seed_demo on a migrated database whose twin went missing: created, with its tables.
