@@ -346,6 +346,14 @@ if not SANDBOX_WEBHOOK_URL.startswith(("http://", "https://")):
     raise ImproperlyConfigured(
         f"SANDBOX_WEBHOOK_URL must be an http:// or https:// URL, not {SANDBOX_WEBHOOK_URL!r}."
     )
+# The largest invoice, in major units of its currency (each currency's own minor unit applies: 1,000,000
+# is 100,000,000 US cents, 1,000,000,000 Kuwaiti fils). Capped so that, in thousandths, it stays a
+# whole number JavaScript clients read exactly (below 2**53).
+BILLING_MAX_INVOICE_AMOUNT = _int("BILLING_MAX_INVOICE_AMOUNT", 1_000_000, minimum=1)
+if BILLING_MAX_INVOICE_AMOUNT > 10**12:
+    raise ImproperlyConfigured(
+        f"BILLING_MAX_INVOICE_AMOUNT must be at most 1000000000000, not {BILLING_MAX_INVOICE_AMOUNT}."
+    )
 BILLING_MAX_BACKUPS = _int("BILLING_MAX_BACKUPS", 3)
 BILLING_REATTEMPT_CAP = _int("BILLING_REATTEMPT_CAP", 15, minimum=1)
 BILLING_REATTEMPT_WINDOW_DAYS = _int("BILLING_REATTEMPT_WINDOW_DAYS", 30, minimum=1)

@@ -9,7 +9,10 @@ expression per field and row, which costs more in Python than the database spend
 Only quoted names from the models' metadata are formatted into the SQL; every value is a parameter.
 """
 
+import datetime
+
 from django.db import connections, router
+from django.utils import timezone
 
 ROWS_PER_STATEMENT = 500  # SQLite: it caps the number of parameters in a statement
 
@@ -104,3 +107,82 @@ def insert_rows(objs) -> list:
             obj.pk = pk
             obj._state.adding, obj._state.db = False, connection.alias
     return objs
+
+
+# Columns whose values of these Python types PostgreSQL's driver writes as they are: Django's
+# preparation would return them unchanged. Everything else (JSON, addresses, naive times) is prepared.
+_PLAIN_VALUES = {
+    "CharField": str,
+    "TextField": str,
+    "BooleanField": bool,
+    "BigIntegerField": int,
+    "IntegerField": int,
+    "SmallIntegerField": int,
+    "PositiveBigIntegerField": int,
+    "PositiveIntegerField": int,
+    "PositiveSmallIntegerField": int,
+    "ForeignKey": int,
+    "DateField": datetime.date,
+    "DateTimeField": datetime.datetime,
+}
+
+
+def _as_written(field, plain: type | None, value, connection):
+    """``value`` as the driver is to write it: as it is when Django's preparation would not change
+    it (a naive time is made aware there, with a warning, so it is prepared)."""
+    if value is None or (
+        type(value) is plain and (plain is not datetime.datetime or value.tzinfo is not None)
+    ):
+        return value
+    return field.get_db_prep_save(value, connection)
+
+
+def copy_rows(model, rows) -> list:
+    """Insert ``rows`` of ``model`` (one with an auto-incrementing key), each a dict of field
+    attribute names (``account_id``) to values; a field left out takes its default, an
+    ``auto_now`` or ``auto_now_add`` one the time now. Returns the new rows' primary keys, in
+    order. As fast as the database takes them: PostgreSQL's COPY, elsewhere ``insert_rows``.
+    Like ``insert_rows``, sends no signals.
+
+    For tens of thousands of rows at once (an import): no model instance per row, no statement to
+    parse, no array to build per column."""
+    rows = list(rows)
+    connection = _connection(model)
+    if connection.vendor != "postgresql" or not rows:
+        return [obj.pk for obj in insert_rows([model(**row) for row in rows])]
+    meta = model._meta
+    quote = connection.ops.quote_name
+    fields = [field for field in meta.concrete_fields if field is not meta.pk]
+    plain = [_PLAIN_VALUES.get(field.get_internal_type()) for field in fields]
+    now = timezone.now()
+    defaults = [
+        _as_written(
+            field,
+            kind,
+            now
+            if getattr(field, "auto_now", False) or getattr(field, "auto_now_add", False)
+            else field.get_default(),
+            connection,
+        )
+        for field, kind in zip(fields, plain, strict=True)
+    ]
+    columns = ", ".join(quote(field.column) for field in [meta.pk, *fields])
+    with connection.cursor() as cursor, connection.wrap_database_errors:
+        # The keys are taken from the table's sequence first, so none has to be read back.
+        cursor.execute(
+            "SELECT nextval(pg_get_serial_sequence(%s, %s)) FROM generate_series(1, %s)",
+            [quote(meta.db_table), meta.pk.column, len(rows)],
+        )
+        keys = [key for (key,) in cursor.fetchall()]
+        with cursor.cursor.copy(f"COPY {quote(meta.db_table)} ({columns}) FROM STDIN") as copy:
+            for key, row in zip(keys, rows, strict=True):
+                copy.write_row(
+                    [key]
+                    + [
+                        _as_written(field, kind, row[field.attname], connection)
+                        if field.attname in row
+                        else default
+                        for field, kind, default in zip(fields, plain, defaults, strict=True)
+                    ]
+                )
+    return keys

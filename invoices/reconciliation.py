@@ -1,12 +1,18 @@
-"""Compare our payment attempts with the gateway's own ledger and list every difference."""
+"""Compare our payment attempts with the gateway's own records and list every difference.
+
+The gateway's charges are read page by page (``Gateway.list_charges``), since a point in time if
+given, never all at once; each charge is matched to our attempt by the attempt key it carries.
+"""
 
 import dataclasses
+import datetime
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
-from itertools import batched
 
 from invoices.models import PaymentAttempt
 from payments.gateways.base import ChargeStatus, Gateway, LedgerEntry
+
+PAGE_SIZE = 2000
 
 CHARGED_NOT_RECORDED = "charged_not_recorded"
 RECORDED_NOT_CHARGED = "recorded_not_charged"
@@ -28,37 +34,54 @@ def _attempts_by_key(keys: Iterable[str]) -> dict[str, PaymentAttempt]:
     }
 
 
-def differences(*, gateway: Gateway) -> Iterator[Difference]:
+def charge_pages(
+    gateway: Gateway, *, since: datetime.datetime | None = None, page_size: int = PAGE_SIZE
+) -> Iterator[list[LedgerEntry]]:
+    """The gateway's charges made at or after ``since`` (all if None), a page at a time."""
+    cursor = ""
+    while True:
+        page = gateway.list_charges(since=since, cursor=cursor, limit=page_size)
+        if page.entries:
+            yield page.entries
+        if not page.next_cursor:
+            return
+        cursor = page.next_cursor
+
+
+def differences(
+    *, gateway: Gateway, since: datetime.datetime | None = None, page_size: int = PAGE_SIZE
+) -> Iterator[Difference]:
+    """Every difference between the gateway's charges and our attempts; with ``since``, only charges
+    and attempts from then on."""
     successes_by_invoice = defaultdict(list)
     charged_keys = set()
-    for chunk in batched(gateway.ledger(), 2000):
-        attempts = _attempts_by_key(entry.idempotency_key for entry in chunk)
-        for entry in chunk:
-            entry: LedgerEntry
-            attempt = attempts.get(entry.idempotency_key)
+    for page in charge_pages(gateway, since=since, page_size=page_size):
+        attempts = _attempts_by_key(entry.attempt_key for entry in page)
+        for entry in page:
+            key = entry.attempt_key
+            attempt = attempts.get(key)
             if entry.status != ChargeStatus.SUCCEEDED:
                 continue
-            charged_keys.add(entry.idempotency_key)
+            charged_keys.add(key)
             if attempt is None:
                 yield Difference(
-                    CHARGED_NOT_RECORDED,
-                    "?",
-                    (entry.idempotency_key,),
-                    f"charge {entry.reference} has no attempt",
+                    CHARGED_NOT_RECORDED, "?", (key,), f"charge {entry.reference} has no attempt"
                 )
                 continue
-            successes_by_invoice[attempt.invoice.number].append(entry.idempotency_key)
+            successes_by_invoice[attempt.invoice.number].append(key)
             if attempt.status != PaymentAttempt.Status.SUCCEEDED:
                 yield Difference(
                     CHARGED_NOT_RECORDED,
                     attempt.invoice.number,
-                    (entry.idempotency_key,),
+                    (key,),
                     f"gateway charged {entry.reference}; our attempt says {attempt.status}",
                 )
     for number, keys in successes_by_invoice.items():
         if len(keys) > 1:
             yield Difference(CHARGED_TWICE, number, tuple(keys), f"{len(keys)} successful charges")
     recorded = PaymentAttempt.objects.filter(status=PaymentAttempt.Status.SUCCEEDED).select_related("invoice")
+    if since is not None:
+        recorded = recorded.filter(created_at__gte=since)
     for attempt in recorded.iterator(chunk_size=2000):
         if attempt.idempotency_key not in charged_keys:
             yield Difference(

@@ -1,6 +1,6 @@
-from django.core.validators import RegexValidator
 from django.utils.translation import gettext_lazy as _
 from rest_framework import serializers
+from rest_framework.settings import api_settings
 
 from accounts.models import Account
 from core.api import (
@@ -17,8 +17,6 @@ from .services import InvoiceData, invoice_data_validate
 from .settlement import Outcome
 
 MAX_ID = ID_SCHEMA["maximum"]
-# Amounts are bigint minor units in the database.
-MAX_AMOUNT_MINOR = 2**63 - 1
 
 
 class AttemptSerializer(serializers.ModelSerializer):
@@ -116,24 +114,29 @@ class PayResultSerializer(serializers.Serializer):
 
 
 class StaffInvoiceSerializer(serializers.Serializer):
-    """An invoice as the operator's metering system sends it; the number makes it idempotent."""
+    """An invoice as the operator's metering system sends it; the number makes it idempotent.
+
+    The fields check only what was sent is of the right type; the rules are ``invoice_data_validate``,
+    the import's too, and each problem is answered under its field.
+    """
+
+    # The rules' names for the fields, where this API's differ.
+    FIELDS = {"account_id": "account", "": api_settings.NON_FIELD_ERRORS_KEY}
 
     account = StrictIntegerField(min_value=1, max_value=MAX_ID, help_text=_("The account's id."))
-    number = StrictCharField(max_length=64)
-    currency = StrictCharField(
-        min_length=3,
-        max_length=3,
-        validators=[RegexValidator(r"^[A-Z]{3}$")],
-        help_text=_("ISO 4217, such as USD or JPY."),
-    )
+    number = StrictCharField(help_text=_("1 to 64 characters, unique: sending it again changes nothing."))
+    currency = StrictCharField(help_text=_("ISO 4217, such as USD or JPY."))
     amount_minor = StrictIntegerField(
-        min_value=1,
-        max_value=MAX_AMOUNT_MINOR,
-        help_text=_("In minor units of the currency: cents, yen (no decimals), fils (three decimals)."),
+        help_text=_(
+            "In minor units of the currency: cents, yen (no decimals), fils (three decimals); at most "
+            "BILLING_MAX_INVOICE_AMOUNT in major units (1,000,000 unless configured)."
+        ),
     )
     issued_on = StrictDateField()
     due_on = StrictDateField()
-    description = StrictCharField(max_length=300, required=False, allow_blank=True, default="")
+    description = StrictCharField(
+        required=False, allow_blank=True, default="", help_text=_("Up to 300 characters, on one line.")
+    )
 
     def validate_account(self, value):
         # Staff see every account, so naming one that does not exist may say so.
@@ -142,10 +145,11 @@ class StaffInvoiceSerializer(serializers.Serializer):
         return value
 
     def validate(self, attrs):
-        data = self.to_invoice_data(attrs)
-        problems = invoice_data_validate(data)
-        if problems:
-            raise serializers.ValidationError({"non_field_errors": problems})
+        errors: dict[str, list[str]] = {}
+        for problem in invoice_data_validate(self.to_invoice_data(attrs)):
+            errors.setdefault(self.FIELDS.get(problem.field, problem.field), []).append(problem.message)
+        if errors:
+            raise serializers.ValidationError(errors)
         return attrs
 
     @staticmethod

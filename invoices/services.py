@@ -3,7 +3,6 @@
 import dataclasses
 import datetime
 
-from babel.numbers import is_currency
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
@@ -15,6 +14,15 @@ from core.bulk import insert_rows
 
 from . import transitions
 from .models import Invoice, PaymentAttempt
+from .rules import (
+    InvoiceProblem,
+    amount_problem,
+    currency_problem,
+    date_problem,
+    description_problem,
+    id_problem,
+    number_problem,
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -29,25 +37,61 @@ class InvoiceData:
     due_on: datetime.date
     description: str = ""
 
+    def invoice_fields(self) -> dict:
+        """The new invoice's fields, by attribute name: first due at midnight of its due date."""
+        return {
+            "account_id": self.account_id,
+            "number": self.number,
+            "currency": self.currency,
+            "amount_minor": self.amount_minor,
+            "issued_on": self.issued_on,
+            "due_on": self.due_on,
+            "description": self.description,
+            "next_attempt_at": timezone.make_aware(datetime.datetime.combine(self.due_on, datetime.time.min)),
+        }
 
-def invoice_data_validate(data: InvoiceData) -> list[str]:
-    """Every problem with ``data``, in words; an empty list if it can be issued."""
-    problems = []
-    if not data.number or len(data.number) > 64:
-        problems.append(_("The invoice number must be 1 to 64 characters."))
-    if len(data.currency) != 3 or not data.currency.isalpha() or not data.currency.isupper():
-        problems.append(_("The currency must be an ISO 4217 code such as USD."))
-    else:
-        if not is_currency(data.currency):
-            problems.append(_("%(code)s is not a known currency.") % {"code": data.currency})
-    if (
-        isinstance(data.amount_minor, bool)
-        or not isinstance(data.amount_minor, int)
-        or data.amount_minor <= 0
-    ):
-        problems.append(_("The amount must be a positive whole number of minor units (cents, yen …)."))
-    if data.due_on < data.issued_on:
-        problems.append(_("The due date must not be before the issue date."))
+    def matches(self, invoice: Invoice) -> bool:
+        """Whether ``invoice`` (or a row of its fields) is what these details issued: a re-sent
+        number must match."""
+        return (
+            invoice.account_id == self.account_id
+            and invoice.currency == self.currency
+            and invoice.amount_minor == self.amount_minor
+            and invoice.issued_on == self.issued_on
+            and invoice.due_on == self.due_on
+        )
+
+    def audited(self) -> dict:
+        """What the ``invoice.issued`` audit event records."""
+        return {"number": self.number, "amount_minor": self.amount_minor, "currency": self.currency}
+
+
+def invoice_data_validate(data: InvoiceData) -> list[InvoiceProblem]:
+    """Every problem with ``data``, each with its field; an empty list if it can be issued.
+
+    The one set of rules for every way in (the staff API, the import). It reads nothing from the
+    database: that the account exists and the number is free are checked by the caller, in bulk.
+    """
+    currency = currency_problem(data.currency)
+    problems = [
+        InvoiceProblem(field, message)
+        for field, message in (
+            ("account_id", id_problem(data.account_id)),
+            ("number", number_problem(data.number)),
+            ("currency", currency),
+            (
+                "amount_minor",
+                amount_problem(data.amount_minor, currency=None if currency else data.currency),
+            ),
+            ("issued_on", date_problem(data.issued_on, due=False)),
+            ("due_on", date_problem(data.due_on, due=True)),
+            ("description", description_problem(data.description)),
+        )
+        if message
+    ]
+    dated = not any(problem.field in ("issued_on", "due_on") for problem in problems)
+    if dated and data.due_on < data.issued_on:
+        problems.append(InvoiceProblem("", _("The due date must not be before the issue date.")))
     return problems
 
 
@@ -59,32 +103,17 @@ def invoice_issue(*, data: InvoiceData, actor_label: str) -> tuple[Invoice, bool
     """
     problems = invoice_data_validate(data)
     if problems:
-        raise ValidationError(problems)
+        raise ValidationError([problem.message for problem in problems])
     try:
         with transaction.atomic():
             account = Account.objects.get(pk=data.account_id)
-            invoice = Invoice.objects.create(
-                account=account,
-                number=data.number,
-                currency=data.currency,
-                amount_minor=data.amount_minor,
-                issued_on=data.issued_on,
-                due_on=data.due_on,
-                description=data.description,
-                next_attempt_at=timezone.make_aware(
-                    datetime.datetime.combine(data.due_on, datetime.time.min)
-                ),
-            )
+            invoice = Invoice.objects.create(**data.invoice_fields())
             audit_record(
                 account=account,
                 action=AuditEvent.Action.INVOICE_ISSUED,
                 actor_label=actor_label,
                 obj=invoice,
-                after={
-                    "number": invoice.number,
-                    "amount_minor": invoice.amount_minor,
-                    "currency": invoice.currency,
-                },
+                after=data.audited(),
             )
             return invoice, True
     except Account.DoesNotExist:
@@ -93,14 +122,7 @@ def invoice_issue(*, data: InvoiceData, actor_label: str) -> tuple[Invoice, bool
         existing = Invoice.objects.filter(number=data.number).first()
         if existing is None:
             raise
-        same = (
-            existing.account_id == data.account_id
-            and existing.currency == data.currency
-            and existing.amount_minor == data.amount_minor
-            and existing.issued_on == data.issued_on
-            and existing.due_on == data.due_on
-        )
-        if not same:
+        if not data.matches(existing):
             raise ValidationError(
                 _("Invoice %(number)s already exists with different details.") % {"number": data.number}
             ) from None

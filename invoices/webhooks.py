@@ -26,7 +26,7 @@ from django.views.decorators.http import require_POST
 from invoices import transitions
 from invoices.models import PaymentAttempt, WebhookEvent
 from invoices.settlement.resolve import attempt_for_update, attempt_result_apply
-from payments.gateways import GATEWAYS, get_gateway
+from payments.gateways import gateway_paths, get_gateway
 from payments.gateways.base import ChargeResult, Gateway, GatewayUnavailable
 from payments.gateways.events import EventSource, GatewayEvent, WebhookSignatureError, charge_now
 from payments.gateways.validation import luhn_valid
@@ -146,7 +146,7 @@ def _answer(stored: WebhookEvent, *, duplicate: bool, status: int = 200) -> Json
 @require_POST
 @transaction.non_atomic_requests  # the gateway is read outside any transaction
 def webhook_receive(request: HttpRequest, gateway: str) -> JsonResponse:
-    if gateway not in GATEWAYS:
+    if gateway not in gateway_paths():
         raise Http404("No such gateway.")
     source = get_gateway(gateway)
     if not isinstance(source, EventSource):

@@ -1,7 +1,10 @@
 """Forms for adding and updating payment methods.
 
-The numbers typed here go to the gateway for tokenisation and nowhere else: the widgets never
-render them back into the page, and the views mark them as sensitive for error reports.
+The server-side add forms serve the sandbox, the one gateway that takes numbers on our server (and
+only its test numbers: any other is refused before a token is made). The numbers typed here go to it
+for tokenisation and nowhere else: the widgets never render them back into the page, and the views
+mark them as sensitive for error reports. A gateway that collects in the browser gets its
+``SetupSession`` in the page's context instead.
 """
 
 import datetime

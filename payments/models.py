@@ -133,3 +133,26 @@ class ChargeOrderEntry(models.Model):
     @property
     def position_label(self) -> str:
         return position_label(self.position)
+
+
+class GatewayCustomer(models.Model):
+    """The payment processor's customer for an account: methods are saved to it, charges made for it.
+
+    One per account and gateway, created the first time it is needed (payments.customers)."""
+
+    account = models.ForeignKey(Account, on_delete=models.PROTECT, related_name="gateway_customers")
+    gateway = models.CharField(_("gateway"), max_length=32)
+    reference = models.CharField(_("gateway reference"), max_length=128)
+    created_at = models.DateTimeField(_("created"), auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("gateway customer")
+        verbose_name_plural = _("gateway customers")
+        ordering = ["account_id", "gateway"]
+        constraints = [
+            models.UniqueConstraint(fields=["account", "gateway"], name="gateway_customer_one_per_account"),
+            models.UniqueConstraint(fields=["gateway", "reference"], name="gateway_customer_reference"),
+        ]
+
+    def __str__(self):
+        return f"{self.gateway}:{self.reference}"

@@ -1,8 +1,10 @@
 """Writes to payment methods and the charge order.
 
-Tokenisation happens first, outside any transaction (the gateway is remote); the change, its audit
-event and the security notice then commit together, and ``charge_order_changed`` is sent after the
-commit (invoices makes a past-due invoice eligible at the next run).
+Tokenisation happens first, outside any transaction (the gateway is remote): in the customer's
+browser where the gateway supports it (``payment_method_setup_start`` / ``_finish``), or on the server
+for the sandbox's test numbers (``payment_method_add_card`` …). The change, its audit event and the
+security notice then commit together, and ``charge_order_changed`` is sent after the commit (invoices
+makes a past-due invoice eligible at the next run).
 """
 
 from django.conf import settings
@@ -22,9 +24,11 @@ from notifications.services import (
     request_channel,
 )
 
+from .customers import gateway_customer_reference
 from .gateways import get_gateway
-from .gateways.base import TokenizedMethod
+from .gateways.base import GatewayError, SetupSession, TokenizedMethod
 from .models import ChargeOrderEntry, PaymentMethod
+from .sandbox.collection import SandboxCollection
 from .signals import charge_order_changed_on_commit
 
 
@@ -246,6 +250,45 @@ def payment_method_create(
     return method
 
 
+def payment_method_setup_start(*, account: Account, kind: str) -> SetupSession:
+    """What the add-method page needs from the gateway to collect a method of ``kind`` (outside any
+    transaction: it may create the account's customer at the processor)."""
+    gateway = get_gateway()
+    customer = gateway_customer_reference(account_id=account.pk, gateway=gateway.name)
+    return gateway.start_setup(account=account, kind=kind, customer=customer)
+
+
+def payment_method_setup_finish(
+    *, account: Account, actor, kind: str, reference: str, add_to_order=True, request=None
+) -> PaymentMethod:
+    """Keep the method the customer's browser saved with the gateway (``reference``: what the
+    processor gave the browser back). Raises InvalidPaymentDetails if the gateway will not save it."""
+    gateway = get_gateway()
+    customer = gateway_customer_reference(account_id=account.pk, gateway=gateway.name)
+    tokenized = gateway.finish_setup(account=account, kind=kind, customer=customer, reference=reference)
+    return payment_method_create(
+        account=account,
+        actor=actor,
+        tokenized=tokenized,
+        gateway=gateway.name,
+        add_to_order=add_to_order,
+        request=request,
+    )
+
+
+def _number_taking_gateway() -> SandboxCollection:
+    """The configured gateway, if it takes numbers on the server (only the sandbox does)."""
+    gateway = get_gateway()
+    if not isinstance(gateway, SandboxCollection):
+        raise GatewayError(f"The {gateway.name} gateway collects payment details in the browser only.")
+    return gateway
+
+
+def _keep_collected(collected: TokenizedMethod, **common) -> PaymentMethod:
+    # Saved to the account's customer, as a method collected in the browser is.
+    return payment_method_setup_finish(kind=collected.kind, reference=collected.token, **common)
+
+
 def payment_method_add_card(
     *,
     account: Account,
@@ -257,31 +300,22 @@ def payment_method_add_card(
     add_to_order=True,
     request=None,
 ) -> PaymentMethod:
-    """Tokenise a card (raises InvalidPaymentDetails) and keep it. The number goes no further."""
-    gateway = get_gateway()
-    tokenized = gateway.tokenize_card(number=number, exp_month=exp_month, exp_year=exp_year, cvc=cvc)
-    return payment_method_create(
-        account=account,
-        actor=actor,
-        tokenized=tokenized,
-        gateway=gateway.name,
-        add_to_order=add_to_order,
-        request=request,
+    """Tokenise a card on the server (the sandbox's test cards only; raises InvalidPaymentDetails)
+    and keep it. The number goes no further."""
+    gateway = _number_taking_gateway()
+    collected = gateway.tokenize_card(number=number, exp_month=exp_month, exp_year=exp_year, cvc=cvc)
+    return _keep_collected(
+        collected, account=account, actor=actor, add_to_order=add_to_order, request=request
     )
 
 
 def payment_method_add_sepa_debit(
     *, account: Account, actor, iban: str, account_holder: str, add_to_order=True, request=None
 ) -> PaymentMethod:
-    gateway = get_gateway()
-    tokenized = gateway.tokenize_sepa_debit(iban=iban, account_holder=account_holder)
-    return payment_method_create(
-        account=account,
-        actor=actor,
-        tokenized=tokenized,
-        gateway=gateway.name,
-        add_to_order=add_to_order,
-        request=request,
+    gateway = _number_taking_gateway()
+    collected = gateway.tokenize_sepa_debit(iban=iban, account_holder=account_holder)
+    return _keep_collected(
+        collected, account=account, actor=actor, add_to_order=add_to_order, request=request
     )
 
 
@@ -295,17 +329,12 @@ def payment_method_add_ach_debit(
     add_to_order=True,
     request=None,
 ) -> PaymentMethod:
-    gateway = get_gateway()
-    tokenized = gateway.tokenize_ach_debit(
+    gateway = _number_taking_gateway()
+    collected = gateway.tokenize_ach_debit(
         routing_number=routing_number, account_number=account_number, account_holder=account_holder
     )
-    return payment_method_create(
-        account=account,
-        actor=actor,
-        tokenized=tokenized,
-        gateway=gateway.name,
-        add_to_order=add_to_order,
-        request=request,
+    return _keep_collected(
+        collected, account=account, actor=actor, add_to_order=add_to_order, request=request
     )
 
 

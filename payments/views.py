@@ -171,6 +171,10 @@ class AddPaymentMethodView(ManagerPage, FormView):
         context = super().get_context_data(**kwargs)
         context["kind"] = self.kind
         context["sandbox"] = settings.PAYMENT_GATEWAY == "sandbox"
+        # What the page needs to collect the method; with the sandbox, nothing: the form posts here.
+        context["setup"] = services.payment_method_setup_start(
+            account=self.account, kind=self.get_form_class().kind
+        )
         return context
 
     def form_invalid(self, form):

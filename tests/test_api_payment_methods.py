@@ -10,8 +10,9 @@ from django.test.utils import CaptureQueriesContext
 from rest_framework.test import APIClient
 
 from accounts.models import AuditEvent
-from payments.models import PaymentMethod
+from payments.models import GatewayCustomer, PaymentMethod
 from payments.ratelimit import add_method_failure_record
+from payments.sandbox.models import SandboxToken
 from payments.services import charge_order_ids
 from tests.factories import (
     ChargeOrderEntryFactory,
@@ -185,3 +186,55 @@ def test_the_list_costs_the_same_queries_for_1_or_30_methods(
     assert response.json()["count"] == 30
     # Token, membership, count, page.
     assert one <= 4
+
+
+# Luhn-valid, but no test number of the sandbox's: as a real card would be.
+REAL_CARD = "4539148803436467"
+
+
+def test_a_real_card_number_is_refused_as_not_a_test_card_and_nothing_is_kept(client, membership, caplog):
+    caplog.set_level(logging.DEBUG)
+    response = client.post(URL, {**CARD, "number": REAL_CARD}, format="json")
+    assert response.status_code == 400
+    body = response.json()
+    assert list(body["errors"]) == ["number"]
+    [message] = body["errors"]["number"]
+    assert message.startswith(
+        "This card number is not a test card: the sandbox accepts only its test numbers"
+    )
+    assert REAL_CARD not in response.content.decode() and "6467" not in message
+    assert REAL_CARD not in caplog.text
+    assert not PaymentMethod.objects.filter(account=membership.account).exists()
+    assert not SandboxToken.objects.exists()
+
+
+@pytest.mark.parametrize(
+    ("details", "field"),
+    [
+        ({**SEPA, "iban": "FR1420041010050500013M02606"}, "iban"),
+        ({**ACH, "account_number": "9876543210"}, "account_number"),
+    ],
+)
+def test_a_real_bank_account_is_refused_as_not_a_test_account(client, membership, details, field):
+    response = client.post(URL, details, format="json")
+    assert response.status_code == 400
+    assert "is not a test account" in response.json()["errors"][field][0]
+    assert not PaymentMethod.objects.filter(account=membership.account).exists()
+
+
+def test_real_card_refusals_count_toward_the_limit(client, membership, settings):
+    settings.BILLING_ADD_METHOD_FAILURES_PER_HOUR = 2
+    for _ in range(2):
+        assert client.post(URL, {**CARD, "number": REAL_CARD}, format="json").status_code == 400
+    assert client.post(URL, CARD, format="json").status_code == 429
+
+
+def test_methods_added_over_the_api_go_to_the_accounts_one_gateway_customer(client, membership):
+    client.post(URL, CARD, format="json")
+    client.post(URL, SEPA, format="json")
+    [customer] = GatewayCustomer.objects.filter(account=membership.account)
+    tokens = list(PaymentMethod.objects.filter(account=membership.account).values_list("token", flat=True))
+    assert len(tokens) == 2
+    assert set(SandboxToken.objects.filter(token__in=tokens).values_list("customer", flat=True)) == {
+        customer.reference
+    }

@@ -11,7 +11,8 @@ from django.urls import reverse
 from accounts.models import Membership
 from payments import views as payment_views
 from payments.gateways.base import InvalidPaymentDetails
-from payments.models import PaymentMethod
+from payments.models import GatewayCustomer, PaymentMethod
+from payments.sandbox.models import SandboxToken
 from payments.services import charge_order_ids
 from tests.factories import MembershipFactory
 
@@ -163,3 +164,82 @@ def test_the_card_number_is_in_no_database_and_no_log(client, owner, caplog):
         for dump in dumps:
             assert secret not in dump
         assert secret not in caplog.text
+
+
+# Luhn-valid, but no test number of the sandbox's: as a real card would be.
+REAL_CARD = "4539 1488 0343 6467"
+
+
+def test_a_real_card_number_is_refused_as_not_a_test_card_and_nothing_is_kept(client, owner, caplog):
+    caplog.set_level(logging.DEBUG)
+    response = _add_card(client, number=REAL_CARD)
+    assert response.status_code == 200
+    form = response.context["form"]
+    assert list(form.errors) == ["number"]
+    assert (
+        "This card number is not a test card: the sandbox accepts only its test numbers"
+        in form.errors["number"][0]
+    )
+    body = response.content.decode()
+    assert 'id="id_number_error"' in body and "is not a test card" in body
+    for shown in (REAL_CARD, REAL_CARD.replace(" ", "")):
+        assert shown not in body
+    assert "6467" not in form.errors["number"][0]  # not even the last four
+    assert REAL_CARD.replace(" ", "") not in caplog.text and REAL_CARD not in caplog.text
+    assert not PaymentMethod.objects.exists()
+    assert not SandboxToken.objects.exists()
+
+
+@pytest.mark.parametrize(
+    ("kind", "data", "field"),
+    [
+        (
+            "sepa",
+            {"account_holder": "Erika", "iban": "FR14 2004 1010 0505 0001 3M02 606", "mandate": "on"},
+            "iban",
+        ),
+        (
+            "bank",
+            {
+                "account_holder": "John",
+                "routing_number": "110000000",
+                "account_number": "9876543210",
+                "mandate": "on",
+            },
+            "account_number",
+        ),
+    ],
+)
+def test_a_real_bank_account_is_refused_as_not_a_test_account(client, owner, kind, data, field):
+    response = client.post(reverse("payment_method_add", args=[kind]), {**data, "add_to_order": "on"})
+    assert response.status_code == 200
+    form = response.context["form"]
+    assert list(form.errors) == [field]
+    assert "is not a test account" in form.errors[field][0]
+    assert not PaymentMethod.objects.exists()
+    assert not SandboxToken.objects.exists()
+
+
+def test_a_real_card_number_counts_toward_the_limit(client, owner, settings):
+    settings.BILLING_ADD_METHOD_FAILURES_PER_HOUR = 2
+    assert _add_card(client, number=REAL_CARD).status_code == 200
+    assert _add_card(client, number=REAL_CARD).status_code == 429
+    assert not PaymentMethod.objects.exists()
+
+
+def test_a_card_is_saved_to_the_accounts_gateway_customer(client, owner):
+    client.get(reverse("payment_method_add", args=["card"]))
+    customer = GatewayCustomer.objects.get(account=owner.account)
+    assert _add_card(client).status_code == 302
+    _add_card(client, number="4242 4242 4242 4242")
+    assert GatewayCustomer.objects.filter(account=owner.account).count() == 1
+    tokens = list(PaymentMethod.objects.filter(account=owner.account).values_list("token", flat=True))
+    assert set(SandboxToken.objects.filter(token__in=tokens).values_list("customer", flat=True)) == {
+        customer.reference
+    }
+
+
+def test_the_page_gets_the_gateways_setup(client, owner):
+    response = client.get(reverse("payment_method_add", args=["sepa"]))
+    setup = response.context["setup"]
+    assert (setup.kind, setup.in_browser, setup.client_secret) == ("sepa_debit", False, "")

@@ -25,6 +25,7 @@ from payments.gateways.base import (
     LedgerEntry,
 )
 from payments.gateways.sandbox import SandboxGateway
+from payments.sandbox import numbers
 from payments.sandbox.models import SandboxCharge, SandboxFault, SandboxRefund, SandboxToken
 
 pytestmark = pytest.mark.django_db
@@ -63,9 +64,17 @@ def ach(gateway, account="000123456789", routing="110000000"):
     )
 
 
-def pay(gateway, token, *, key="inv-1:1", amount=12_500, currency="USD", timeout=30.0):
+def pay(
+    gateway, token, *, key="inv-1:1", amount=12_500, currency="USD", timeout=30.0, customer="cus_sandbox_a"
+):
     return gateway.charge(
-        token=token, amount_minor=amount, currency=currency, idempotency_key=key, timeout=timeout
+        customer=customer,
+        method_token=token,
+        amount_minor=amount,
+        currency=currency,
+        idempotency_key=key,
+        metadata={"invoice": "INV-1", "attempt": key},
+        timeout=timeout,
     )
 
 
@@ -114,8 +123,6 @@ def test_the_same_card_always_has_the_same_fingerprint(gateway):
         ("4000000000000069", FAILED, "expired_card"),
         ("4000000000000119", FAILED, "processing_error"),
         ("4000000000000341", FAILED, "generic_decline"),
-        ("4111111111111111", SUCCEEDED, ""),  # any other Luhn-valid number succeeds
-        ("378282246310005", SUCCEEDED, ""),
     ],
 )
 def test_each_test_card_charges_as_documented(gateway, number, status, code):
@@ -151,6 +158,37 @@ def test_the_attached_card_declines_every_charge(gateway):
     results = [pay(gateway, token, key=f"round-{n}") for n in range(3)]
     assert {(r.status, r.decline_code) for r in results} == {(FAILED, "generic_decline")}
     assert SandboxCharge.objects.count() == 3
+
+
+@pytest.mark.parametrize("number", ["4111111111111111", "378282246310005", "4539 1488 0343 6467"])
+def test_any_other_valid_card_number_is_refused_as_not_a_test_card(gateway, number, caplog):
+    caplog.set_level(logging.DEBUG)
+    with pytest.raises(InvalidPaymentDetails) as caught:
+        card(gateway, number)
+    assert (caught.value.field, caught.value.code) == ("number", numbers.NOT_A_TEST_NUMBER)
+    assert "is not a test card: the sandbox accepts only its test numbers" in caught.value.message
+    digits = number.replace(" ", "")
+    assert digits not in caught.value.message and digits[-4:] not in caught.value.message
+    assert digits not in caplog.text and number not in caplog.text
+    assert not SandboxToken.objects.exists()
+
+
+@pytest.mark.parametrize(
+    ("tokenize", "field"),
+    [
+        (lambda g: sepa(g, "FR1420041010050500013M02606"), "iban"),  # a valid IBAN, not a test one
+        (lambda g: sepa(g, "GB82WEST12345698765432"), "iban"),
+        (lambda g: ach(g, "9876543210"), "account_number"),  # a valid account, not a test one
+    ],
+)
+def test_any_other_valid_bank_account_is_refused_as_not_a_test_account(gateway, tokenize, field):
+    with pytest.raises(InvalidPaymentDetails) as caught:
+        tokenize(gateway)
+    assert (caught.value.field, caught.value.code) == (field, numbers.NOT_A_TEST_NUMBER)
+    assert "is not a test account" in caught.value.message
+    for secret in ("FR1420041010050500013M02606", "GB82WEST12345698765432", "9876543210"):
+        assert secret not in caught.value.message
+    assert not SandboxToken.objects.exists()
 
 
 def test_a_number_failing_luhn_is_refused_at_entry(gateway):
@@ -273,7 +311,7 @@ def test_reply_lost_card_charges_then_raises_and_the_charge_is_found_later(gatew
         pay(gateway, token)
     charge = SandboxCharge.objects.get()
     assert charge.status == "succeeded"
-    assert gateway.lookup(idempotency_key="inv-1:1").status == SUCCEEDED
+    assert gateway.find("inv-1:1").status == SUCCEEDED
     retried = pay(gateway, token)
     assert (retried.status, retried.reference) == (SUCCEEDED, charge.reference)
     assert SandboxCharge.objects.count() == 1
@@ -288,7 +326,7 @@ def test_once_per_key_faults_fail_the_first_call_without_charging(gateway, numbe
     with pytest.raises(GatewayUnavailable, match=message):
         pay(gateway, token)
     assert not SandboxCharge.objects.exists()
-    assert gateway.lookup(idempotency_key="inv-1:1") is None
+    assert gateway.find("inv-1:1") is None
     assert pay(gateway, token).status == SUCCEEDED
     assert pay(gateway, token).status == SUCCEEDED
     assert SandboxCharge.objects.count() == 1
@@ -309,7 +347,7 @@ def test_slow_card_charges_then_times_out_when_the_caller_gives_up_first(gateway
         pay(gateway, token, timeout=0.5)
     assert sleeps == [0.5]
     assert SandboxCharge.objects.get().status == "succeeded"
-    assert gateway.lookup(idempotency_key="inv-1:1").status == SUCCEEDED
+    assert gateway.find("inv-1:1").status == SUCCEEDED
     assert pay(gateway, token, timeout=5).status == SUCCEEDED
     assert SandboxCharge.objects.count() == 1
 
@@ -325,12 +363,15 @@ def test_latency_is_added_to_every_call(gateway, sleeps, settings):
     settings.SANDBOX_LATENCY_MS = 250
     token = card(gateway).token
     result = pay(gateway, token)
-    gateway.lookup(reference=result.reference)
+    gateway.retrieve(result.reference)
+    gateway.find("inv-1:1")
     gateway.refund(reference=result.reference, idempotency_key="refund-1")
-    list(gateway.ledger())
+    gateway.list_charges()
     sepa(gateway)
     ach(gateway)
-    assert sleeps == [0.25] * 7
+    customer = gateway.customer_create(account_id=1)
+    gateway.finish_setup(account=None, kind="card", customer=customer, reference=token)
+    assert sleeps == [0.25] * 10
 
 
 def test_no_latency_by_default(gateway, sleeps):
@@ -344,7 +385,6 @@ def test_no_latency_by_default(gateway, sleeps):
         ("DE89370400440532013000", SUCCEEDED, ""),
         ("DE62370400440532013001", FAILED, "insufficient_funds"),
         ("DE35370400440532013002", FAILED, "account_closed"),
-        ("FR1420041010050500013M02606", SUCCEEDED, ""),  # any other valid IBAN clears
     ],
 )
 def test_sepa_debits_are_pending_then_clear_at_the_next_look(gateway, iban, status, code):
@@ -352,7 +392,7 @@ def test_sepa_debits_are_pending_then_clear_at_the_next_look(gateway, iban, stat
     assert (tokenized.kind, tokenized.last4, tokenized.brand) == ("sepa_debit", iban[-4:], "")
     charged = pay(gateway, tokenized.token, currency="EUR")
     assert (charged.status, charged.decline_code) == (PENDING, "")
-    cleared = gateway.lookup(reference=charged.reference)
+    cleared = gateway.retrieve(charged.reference)
     assert (cleared.status, cleared.decline_code, cleared.reference) == (status, code, charged.reference)
     assert SandboxCharge.objects.get().status == status
 
@@ -363,14 +403,13 @@ def test_sepa_debits_are_pending_then_clear_at_the_next_look(gateway, iban, stat
         ("000123456789", SUCCEEDED, ""),
         ("000111111116", FAILED, "insufficient_funds"),
         ("000111111113", FAILED, "account_closed"),
-        ("9876543210", SUCCEEDED, ""),  # any other valid account clears
     ],
 )
 def test_us_bank_debits_are_pending_then_clear_at_the_next_look(gateway, account, status, code):
     tokenized = ach(gateway, account)
     assert (tokenized.kind, tokenized.last4) == ("ach_debit", account[-4:])
     assert pay(gateway, tokenized.token).status == PENDING
-    cleared = gateway.lookup(idempotency_key="inv-1:1")
+    cleared = gateway.find("inv-1:1")
     assert (cleared.status, cleared.decline_code) == (status, code)
 
 
@@ -381,11 +420,11 @@ def test_the_late_failing_account_stays_pending_for_three_minutes_then_fails(gat
     token = tokenize(gateway).token
     currency = "EUR" if SandboxToken.objects.get(token=token).kind == "sepa_debit" else "USD"
     assert pay(gateway, token, currency=currency).status == PENDING
-    assert gateway.lookup(idempotency_key="inv-1:1").status == PENDING
+    assert gateway.find("inv-1:1").status == PENDING
     with later(minutes=2, seconds=59):
-        assert gateway.lookup(idempotency_key="inv-1:1").status == PENDING
+        assert gateway.find("inv-1:1").status == PENDING
     with later(minutes=3, seconds=1):
-        failed = gateway.lookup(idempotency_key="inv-1:1")
+        failed = gateway.find("inv-1:1")
     assert (failed.status, failed.decline_code) == (FAILED, "insufficient_funds")
 
 
@@ -393,23 +432,25 @@ def test_clearing_waits_for_the_clearing_setting(gateway, settings):
     settings.SANDBOX_CLEARING_SECONDS = 3600
     token = sepa(gateway).token
     pay(gateway, token, currency="EUR")
-    assert gateway.lookup(idempotency_key="inv-1:1").status == PENDING
+    assert gateway.find("inv-1:1").status == PENDING
     assert pay(gateway, token, currency="EUR").status == PENDING  # a replay shows the same charge
     with later(hours=1):
-        assert gateway.lookup(idempotency_key="inv-1:1").status == SUCCEEDED
+        assert gateway.find("inv-1:1").status == SUCCEEDED
         assert pay(gateway, token, currency="EUR").status == SUCCEEDED
     assert SandboxCharge.objects.count() == 1
 
 
-def test_lookup_by_key_or_reference(gateway):
+def test_find_by_key_and_retrieve_by_reference(gateway):
     result = pay(gateway, card(gateway).token)
-    assert gateway.lookup(idempotency_key="inv-1:1") == result
-    assert gateway.lookup(reference=result.reference) == result
-    assert gateway.lookup(idempotency_key="inv-1:1", reference=result.reference) == result
-    assert gateway.lookup(idempotency_key="inv-1:1", reference="ch_sandbox_other") is None
-    assert gateway.lookup(idempotency_key="never-used") is None
+    assert gateway.find("inv-1:1") == result
+    assert gateway.find("inv-1:1", customer="cus_sandbox_a", since=timezone.now()) == result
+    assert gateway.retrieve(result.reference) == result
+    assert gateway.retrieve("ch_sandbox_other") is None
+    assert gateway.find("never-used") is None
     with pytest.raises(GatewayError):
-        gateway.lookup()
+        gateway.find("")
+    with pytest.raises(GatewayError):
+        gateway.retrieve("")
 
 
 def test_refunds_whole_or_in_part_never_more_than_charged(gateway):
@@ -454,7 +495,7 @@ def test_only_a_succeeded_charge_can_be_refunded(gateway, settings):
     assert SandboxRefund.objects.count() == 1
 
 
-def test_the_ledger_lists_every_charge_oldest_first_with_debits_cleared(gateway):
+def test_list_charges_gives_every_charge_oldest_first_with_debits_cleared(gateway):
     card_token, iban_token = card(gateway).token, sepa(gateway, "DE35370400440532013002").token
     start = timezone.now()
     for minutes, key in [(0, "b"), (1, "a"), (2, "c")]:
@@ -464,7 +505,9 @@ def test_the_ledger_lists_every_charge_oldest_first_with_debits_cleared(gateway)
             else:
                 pay(gateway, card_token, key=key)
     with time_machine.travel(start + datetime.timedelta(minutes=3), tick=False):
-        entries = list(gateway.ledger())
+        page = gateway.list_charges()
+    entries = page.entries
+    assert page.next_cursor == ""
     assert all(isinstance(entry, LedgerEntry) for entry in entries)
     assert [entry.idempotency_key for entry in entries] == ["b", "a", "c"]
     assert [(entry.status, entry.decline_code) for entry in entries] == [
@@ -473,6 +516,9 @@ def test_the_ledger_lists_every_charge_oldest_first_with_debits_cleared(gateway)
         (FAILED, "account_closed"),
     ]
     assert entries[0].token == card_token and entries[0].amount_minor == 12_500
+    assert entries[0].customer == "cus_sandbox_a"
+    assert entries[0].metadata == {"invoice": "INV-1", "attempt": "b"}
+    assert [entry.attempt_key for entry in entries] == ["b", "a", "c"]
 
 
 @pytest.mark.django_db(transaction=True)
@@ -568,7 +614,7 @@ def test_no_full_number_reaches_the_sandbox_tables_or_the_logs(gateway, caplog, 
         attempt(lambda account=account: ach(gateway, account, routing="110000001"))
         token = SandboxToken.objects.order_by("-pk").values_list("token", flat=True).first()
         attempt(lambda token=token, n=n: pay(gateway, token, key=f"ach-{n}"))
-    attempt(lambda: list(gateway.ledger()))
+    attempt(lambda: gateway.list_charges())
 
     rows = [
         repr(row)

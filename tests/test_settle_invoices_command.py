@@ -14,6 +14,7 @@ from django.test.utils import CaptureQueriesContext
 
 from invoices.models import Invoice, PaymentAttempt, SettlementRun
 from invoices.settlement import cascade
+from notifications.models import SentEmail
 from payments.sandbox.models import SandboxCharge
 from tests import utils
 from tests.factories import AccountFactory, InvoiceFactory
@@ -195,7 +196,15 @@ def test_reconcile_payments_reports_no_difference_after_settlement_and_catches_a
     token = SandboxCharge.objects.filter(status="succeeded").first().token
     from payments.gateways import get_gateway
 
-    get_gateway().charge(token=token, amount_minor=999, currency="USD", idempotency_key="stray-1", timeout=5)
+    get_gateway().charge(
+        customer="",
+        method_token=token,
+        amount_minor=999,
+        currency="USD",
+        idempotency_key="stray-1",
+        metadata={},
+        timeout=5,
+    )
     # And an attempt we believe succeeded twice for one invoice.
     out = io.StringIO()
     with pytest.raises(SystemExit) as exit_info:
@@ -223,10 +232,12 @@ def test_reconcile_payments_finds_charged_twice_and_recorded_not_charged():
     from payments.gateways import get_gateway
 
     get_gateway().charge(
-        token=method.token,
+        customer="",
+        method_token=method.token,
         amount_minor=invoice.amount_minor,
         currency="USD",
         idempotency_key="settle-extra",
+        metadata={},
         timeout=5,
     )
     # And an attempt we believe succeeded that the gateway never saw.
@@ -308,3 +319,22 @@ def test_sigterm_finishes_invoices_in_flight_records_them_and_exits(signum):
     assert not Invoice.objects.filter(status="open").exclude(lease_token="").exists()
     call_command("settle_invoices", stdout=io.StringIO())
     assert Invoice.objects.filter(status="paid").count() == 40
+
+
+def test_json_output_is_only_the_json_object_with_the_console_email_backend():
+    """The console email backend prints each email to standard output; in --json mode the run's
+    emails go to standard error and standard output holds the JSON object alone."""
+    account = AccountFactory()
+    utils.add_card(account, utils.GENERIC_DECLINE)
+    utils.add_card(account, utils.SUCCEEDS)  # the backup pays: a "backup was charged" email
+    InvoiceFactory(account=account)
+    connections.close_all()
+
+    proc = utils.manage("settle_invoices", "--json", env=utils.command_env(EMAIL_URL="consolemail://"))
+    out, err = proc.communicate(timeout=120)
+
+    assert proc.returncode == 0, err
+    counts = json.loads(out)
+    assert counts["paid_by_backup"] == 1
+    assert "Subject:" in err, "the email was sent, to standard error"
+    assert SentEmail.objects.filter(account=account, status=SentEmail.Status.SENT).exists()

@@ -376,7 +376,7 @@ def test_a_gateway_that_cannot_be_read_leaves_the_event_for_the_redelivery(clien
         raise GatewayUnavailable("502 Bad Gateway")
 
     with later(minutes=1):
-        get_gateway("sandbox").lookup(reference=attempt.gateway_reference)  # the debit clears
+        get_gateway("sandbox").retrieve(attempt.gateway_reference)  # the debit clears
         charge = SandboxCharge.objects.get(idempotency_key=attempt.idempotency_key)
         monkeypatch.setattr(webhooks, "charge_now", down)
         first = post(client, events.event_payload(charge))
@@ -620,7 +620,7 @@ def test_the_same_event_delivered_four_times_at_once_is_stored_once_and_applied_
     invoice, attempt, _card = pending_debit(account, CLEARS_ACH, backup=False)
     with later(minutes=1):
         charge = SandboxCharge.objects.get(idempotency_key=attempt.idempotency_key)
-        get_gateway("sandbox").lookup(reference=charge.reference)  # clears it
+        get_gateway("sandbox").retrieve(charge.reference)  # clears it
         charge.refresh_from_db()
         body, headers = events.event_request(
             events.event_payload(charge), secret=events.settings.SANDBOX_WEBHOOK_SECRET

@@ -24,7 +24,8 @@ from accounts.models import Account, Membership
 from invoices.models import Invoice
 from payments.gateways import get_gateway
 from payments.gateways.base import TokenizedMethod
-from payments.models import ChargeOrderEntry, PaymentMethod
+from payments.models import ChargeOrderEntry, GatewayCustomer, PaymentMethod
+from payments.sandbox import bench as sandbox_bench
 
 from .cast import DEMO_PASSWORD
 from .showcase import DemoSeedError
@@ -77,7 +78,7 @@ def scenarios_deal(mix: dict[str, int], count: int) -> list[str]:
 
 def _sandbox_tokens(template: TokenizedMethod, count: int) -> list[str]:
     """``count`` fresh tokens that charge like ``template`` (each method needs a token of its own)."""
-    return get_gateway().tokens_like(token=template.token, count=count)
+    return sandbox_bench.tokens_like(token=template.token, count=count)
 
 
 def _templates() -> dict[str, TokenizedMethod]:
@@ -121,7 +122,12 @@ def _mint_tokens(indexes: list[int], scenarios: dict[int, str]) -> tuple[dict, d
 
 
 def _create_accounts(
-    indexes: list[int], scenarios: dict[int, str], templates: dict, tokens: dict, report: BenchReport
+    indexes: list[int],
+    scenarios: dict[int, str],
+    templates: dict,
+    tokens: dict,
+    customers: list[str],
+    report: BenchReport,
 ) -> dict[int, int]:
     if not indexes:
         return {}
@@ -147,6 +153,13 @@ def _create_accounts(
         (
             Membership(account=account, user=user, role=Membership.Role.OWNER)
             for account, user in zip(accounts, users, strict=True)
+        ),
+        batch_size=BATCH_SIZE,
+    )
+    GatewayCustomer.objects.bulk_create(
+        (
+            GatewayCustomer(account=account, gateway="sandbox", reference=reference)
+            for account, reference in zip(accounts, customers, strict=True)
         ),
         batch_size=BATCH_SIZE,
     )
@@ -228,10 +241,11 @@ def bench_seed(*, accounts: int, invoices_per_account: int, mix: dict[str, int] 
     dealt = dict(enumerate(scenarios_deal(mix, accounts), start=1))
     account_ids = {i: a for i, a in _existing_accounts().items() if i <= accounts}
     missing = [i for i in dealt if i not in account_ids]
-    # Tokens first, outside our transaction: the gateway is another system.
+    # Tokens and customers first, outside our transaction: the gateway is another system.
     templates, tokens = _mint_tokens(missing, dealt)
+    customers = sandbox_bench.customers(len(missing)) if missing else []
     with transaction.atomic():
-        account_ids.update(_create_accounts(missing, dealt, templates, tokens, report))
+        account_ids.update(_create_accounts(missing, dealt, templates, tokens, customers, report))
         _create_invoices(account_ids, invoices_per_account, report)
     report.mix = {name: 0 for name in mix}
     for i in account_ids:

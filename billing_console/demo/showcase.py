@@ -19,6 +19,7 @@ from core.bulk import insert_rows
 from invoices import transitions
 from invoices.models import Invoice, PaymentAttempt
 from invoices.services import InvoiceData, invoice_issue
+from payments.customers import gateway_customer_reference
 from payments.gateways import get_gateway
 from payments.gateways.base import ChargeStatus, GatewayError, TokenizedMethod
 from payments.models import PaymentMethod
@@ -90,27 +91,33 @@ def _users(report: DemoReport) -> dict:
     return users
 
 
-def _tokenize(method: Method) -> TokenizedMethod:
+def _tokenize(method: Method, account: Account) -> TokenizedMethod:
+    """A demo method through the sandbox's server-side path, saved to the account's customer."""
     gateway = get_gateway()
     try:
         if isinstance(method, Card):
-            tokenized = gateway.tokenize_card(
+            collected = gateway.tokenize_card(
                 number=method.number, exp_month=12, exp_year=timezone.localdate().year + 3, cvc="123"
             )
-            if method.expired:
-                tokenized = dataclasses.replace(
-                    tokenized, exp_month=1, exp_year=timezone.localdate().year - 1
-                )
-            return tokenized
-        if isinstance(method, SepaAccount):
-            return gateway.tokenize_sepa_debit(iban=method.iban, account_holder="Demo Customer")
-        return gateway.tokenize_ach_debit(
-            routing_number=US_ROUTING_NUMBER,
-            account_number=method.account_number,
-            account_holder="Demo Customer",
+        elif isinstance(method, SepaAccount):
+            collected = gateway.tokenize_sepa_debit(iban=method.iban, account_holder="Demo Customer")
+        else:
+            collected = gateway.tokenize_ach_debit(
+                routing_number=US_ROUTING_NUMBER,
+                account_number=method.account_number,
+                account_holder="Demo Customer",
+            )
+        tokenized = gateway.finish_setup(
+            account=account,
+            kind=collected.kind,
+            customer=gateway_customer_reference(account_id=account.pk, gateway=gateway.name),
+            reference=collected.token,
         )
     except GatewayError as exc:
         raise DemoSeedError(f"The {gateway.name} gateway refused a demo {method.kind}: {exc}") from exc
+    if isinstance(method, Card) and method.expired:
+        tokenized = dataclasses.replace(tokenized, exp_month=1, exp_year=timezone.localdate().year - 1)
+    return tokenized
 
 
 def _methods(spec: DemoAccount, account: Account, owner, report: DemoReport) -> dict[Method, PaymentMethod]:
@@ -124,7 +131,7 @@ def _methods(spec: DemoAccount, account: Account, owner, report: DemoReport) -> 
             existing = payment_method_create(
                 account=account,
                 actor=owner,
-                tokenized=_tokenize(method),
+                tokenized=_tokenize(method, account),
                 gateway=get_gateway().name,
                 add_to_order=False,
             )
@@ -187,10 +194,12 @@ def _history_pay(invoice: Invoice, method: PaymentMethod, *, paid_at: datetime.d
             attempt.save(force_insert=True)
     gateway = get_gateway()
     result = gateway.charge(
-        token=attempt.method.token,
+        customer=gateway_customer_reference(account_id=invoice.account_id, gateway=gateway.name),
+        method_token=attempt.method.token,
         amount_minor=attempt.amount_minor,
         currency=attempt.currency,
         idempotency_key=attempt.idempotency_key,
+        metadata={"invoice": invoice.number, "attempt": attempt.idempotency_key},
         timeout=settings.GATEWAY_TIMEOUT_SECONDS,
     )
     if result.status != ChargeStatus.SUCCEEDED:

@@ -10,6 +10,7 @@ from django.db import connection, connections
 from django.utils import translation
 
 from invoices.models import PaymentAttempt
+from payments.customers import gateway_customer_reference
 from payments.gateways import get_gateway
 from payments.gateways.base import ChargeResult, GatewayUnavailable
 
@@ -37,18 +38,25 @@ def _call_gateway(attempt: PaymentAttempt, *, replay: bool = False) -> ChargeRes
 
 def _charge_or_resolve(gateway, attempt: PaymentAttempt, *, replay: bool) -> ChargeResult | None:
     try:
+        # The account's customer at the processor (the method's account is the invoice's).
+        customer = gateway_customer_reference(account_id=attempt.method.account_id, gateway=gateway.name)
         if replay:
-            found = gateway.lookup(idempotency_key=attempt.idempotency_key)
+            # Resolve first: by the processor's reference if we learnt it, else by the attempt key.
+            found = gateway.retrieve(attempt.gateway_reference) if attempt.gateway_reference else None
+            if found is None:
+                found = gateway.find(attempt.idempotency_key, customer=customer, since=attempt.created_at)
             if found is not None:
                 return found
             if attempt.status == Status.PENDING:
                 return None
         # First call, or an attempt the gateway has no record of: the same key makes repeating it safe.
         return gateway.charge(
-            token=attempt.method.token,
+            customer=customer,
+            method_token=attempt.method.token,
             amount_minor=attempt.amount_minor,
             currency=attempt.currency,
             idempotency_key=attempt.idempotency_key,
+            metadata={"invoice": attempt.invoice.number, "attempt": attempt.idempotency_key},
             timeout=settings.GATEWAY_TIMEOUT_SECONDS,
         )
     except GatewayUnavailable as exc:

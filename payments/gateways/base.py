@@ -2,20 +2,27 @@
 
 Callers never hold a database transaction open across these calls: a gateway is a remote system
 that answers slowly, sometimes not at all.
+
+A method is saved in two steps, so that a processor can collect the number in the customer's browser
+and it never reaches our server: ``start_setup`` returns what the page needs (a SetupIntent's client
+secret and the publishable key, for a processor with browser elements), the browser hands the details
+to the processor, and ``finish_setup`` turns the reference the browser got back into the
+``TokenizedMethod`` we keep. Only the sandbox also takes numbers on the server, through methods of its
+own that are not part of this interface.
 """
 
 import abc
 import dataclasses
 import datetime
 import enum
-from collections.abc import Iterator
+from collections.abc import Callable, Mapping
 
 
 class ChargeStatus(enum.StrEnum):
     SUCCEEDED = "succeeded"
     FAILED = "failed"  # a definitive decline, with a decline code
     PENDING = "pending"  # a bank debit still clearing
-    REQUIRES_ACTION = "requires_action"  # the customer must authenticate on-session
+    REQUIRES_ACTION = "requires_action"  # the customer must authenticate on-session (3-D Secure …)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -33,6 +40,25 @@ class TokenizedMethod:
 
 
 @dataclasses.dataclass(frozen=True)
+class SetupSession:
+    """What the add-method page needs from the gateway to collect a method.
+
+    Empty ``client_secret``: nothing is collected in the browser, and the page shows the server-side
+    form (the sandbox). Otherwise the page loads the processor's script with ``publishable_key`` and
+    confirms ``client_secret`` (a SetupIntent, for Stripe); ``reference`` names that setup.
+    """
+
+    kind: str
+    client_secret: str = ""
+    publishable_key: str = ""
+    reference: str = ""
+
+    @property
+    def in_browser(self) -> bool:
+        return bool(self.client_secret)
+
+
+@dataclasses.dataclass(frozen=True)
 class ChargeResult:
     status: ChargeStatus
     reference: str
@@ -41,11 +67,17 @@ class ChargeResult:
     currency: str
     decline_code: str = ""
     message: str = ""
+    # REQUIRES_ACTION only: where the customer completes authentication (a client secret, for Stripe).
+    action_secret: str = ""
 
 
 @dataclasses.dataclass(frozen=True)
 class LedgerEntry:
-    """One charge as the gateway itself recorded it (for reconciliation)."""
+    """One charge as the gateway itself recorded it (for reconciliation).
+
+    ``idempotency_key`` is empty when the processor does not report it; ``attempt_key`` is the key of
+    our attempt either way, from the metadata the charge was made with.
+    """
 
     reference: str
     idempotency_key: str
@@ -55,6 +87,21 @@ class LedgerEntry:
     status: ChargeStatus
     decline_code: str
     created_at: datetime.datetime
+    customer: str = ""
+    metadata: Mapping[str, str] = dataclasses.field(default_factory=dict)
+
+    @property
+    def attempt_key(self) -> str:
+        return self.metadata.get("attempt") or self.idempotency_key
+
+
+@dataclasses.dataclass(frozen=True)
+class ChargePage:
+    """One page of the gateway's charges, oldest first. ``next_cursor`` is empty on the last page;
+    otherwise it is opaque, and passed back as ``cursor`` gives the page after this one."""
+
+    entries: list[LedgerEntry]
+    next_cursor: str = ""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -85,8 +132,8 @@ class InvalidPaymentDetails(GatewayError):
 class GatewayUnavailable(GatewayError):
     """Timeout, connection error or 5xx: the outcome of the call is unknown.
 
-    The charge may or may not have happened; resolve it later with ``lookup`` or by repeating the
-    call with the same idempotency key, never with a new key.
+    The charge may or may not have happened; resolve it later with ``retrieve`` / ``find`` or by
+    repeating the call with the same idempotency key, never with a new key.
     """
 
 
@@ -94,48 +141,80 @@ class IdempotencyConflict(GatewayError):
     """The idempotency key was used before with different parameters."""
 
 
+OnReference = Callable[[str], None]
+
+
 class Gateway(abc.ABC):
     name: str
 
     @abc.abstractmethod
-    def tokenize_card(self, *, number: str, exp_month: int, exp_year: int, cvc: str) -> TokenizedMethod:
-        """Validate (Luhn, expiry, CVC) and tokenise a card; the number is dropped at once."""
+    def customer_create(self, *, account_id: int, name: str = "", email: str = "") -> str:
+        """Create the processor's customer for one of our accounts; returns its reference.
+
+        Called once per account and gateway (see payments.customers): methods are saved to it and
+        charges are made for it."""
 
     @abc.abstractmethod
-    def tokenize_sepa_debit(self, *, iban: str, account_holder: str) -> TokenizedMethod:
-        """Validate (IBAN checksum) and tokenise a SEPA bank account."""
+    def start_setup(self, *, account, kind: str, customer: str) -> SetupSession:
+        """Begin saving a method of ``kind`` for ``customer`` (the account's customer reference):
+        what the page needs to collect it."""
 
     @abc.abstractmethod
-    def tokenize_ach_debit(
-        self, *, routing_number: str, account_number: str, account_holder: str
-    ) -> TokenizedMethod:
-        """Validate (ABA routing checksum) and tokenise a US bank account."""
+    def finish_setup(self, *, account, kind: str, customer: str, reference: str) -> TokenizedMethod:
+        """The method the customer's browser saved (``reference``: what the processor gave it back,
+        e.g. a PaymentMethod or SetupIntent id), attached to ``customer``, as we may keep it.
+        Raises InvalidPaymentDetails if it is not a usable method of ``kind``."""
 
     @abc.abstractmethod
     def charge(
         self,
         *,
-        token: str,
+        customer: str,
+        method_token: str,
         amount_minor: int,
         currency: str,
         idempotency_key: str,
+        metadata: Mapping[str, str],
         timeout: float,
+        on_reference: OnReference | None = None,
     ) -> ChargeResult:
-        """Charge a token. The same key with the same parameters returns the first result again
-        and never charges twice; the same key with other parameters raises IdempotencyConflict.
-        Raises GatewayUnavailable when the outcome is unknown."""
+        """Charge a saved method of ``customer`` off-session.
+
+        ``metadata`` goes with the charge to the processor (our invoice number and attempt key, so
+        that a charge can be found without its reference). The same key with the same parameters
+        returns the first result again and never charges twice; the same key with other parameters
+        raises IdempotencyConflict. Raises GatewayUnavailable when the outcome is unknown.
+
+        ``on_reference``, if given, is called with the processor's reference for the charge as soon
+        as it exists, before the outcome is known (a processor that creates the payment first and
+        confirms it after calls it in between; one that answers in one step calls it just before
+        returning). It may be called even if the call then raises GatewayUnavailable: the caller
+        records the reference so the charge can be retrieved later. It runs on the calling thread
+        and must not raise."""
 
     @abc.abstractmethod
-    def lookup(self, *, idempotency_key: str = "", reference: str = "") -> ChargeResult | None:
-        """The current state of a charge, by idempotency key or reference; None if there is none.
+    def retrieve(self, reference: str) -> ChargeResult | None:
+        """The current state of the charge with this processor reference; None if there is none.
         A pending bank debit that has since cleared or failed reports its final state."""
+
+    @abc.abstractmethod
+    def find(
+        self, idempotency_key: str, *, customer: str = "", since: datetime.datetime | None = None
+    ) -> ChargeResult | None:
+        """The charge made with this idempotency key (our attempt key), or None if the processor has
+        none. ``customer`` and ``since`` (when the attempt was recorded) narrow the search for a
+        processor that can only list charges and match their metadata."""
+
+    @abc.abstractmethod
+    def list_charges(
+        self, *, since: datetime.datetime | None = None, cursor: str = "", limit: int = 100
+    ) -> ChargePage:
+        """One page of at most ``limit`` charges made at or after ``since``, oldest first, starting
+        after ``cursor`` (a page's ``next_cursor``; empty for the first page). Pending bank debits
+        that have cleared report their final state."""
 
     @abc.abstractmethod
     def refund(
         self, *, reference: str, idempotency_key: str, amount_minor: int | None = None
     ) -> RefundResult:
         """Refund a succeeded charge, wholly or in part."""
-
-    @abc.abstractmethod
-    def ledger(self) -> Iterator[LedgerEntry]:
-        """Every charge the gateway has on record, oldest first."""

@@ -11,7 +11,7 @@ import datetime
 from collections.abc import Mapping
 from typing import Protocol, runtime_checkable
 
-from .base import ChargeResult, GatewayError
+from .base import ChargeResult, Gateway, GatewayError
 
 
 class WebhookSignatureError(GatewayError):
@@ -45,15 +45,11 @@ class EventSource(Protocol):
         WebhookSignatureError when it is not a genuine, fresh event."""
 
 
-def charge_now(gateway, *, reference: str = "", idempotency_key: str = "") -> ChargeResult | None:
+def charge_now(gateway: Gateway, *, reference: str = "", idempotency_key: str = "") -> ChargeResult | None:
     """The charge as the gateway has it now (None if it has none), by reference or else by key.
 
     A remote call: never inside a database transaction.
     """
-    if reference and hasattr(gateway, "retrieve"):
-        return gateway.retrieve(reference)
-    if not reference and idempotency_key and hasattr(gateway, "find"):
-        return gateway.find(idempotency_key)
     if reference:
-        return gateway.lookup(reference=reference)
-    return gateway.lookup(idempotency_key=idempotency_key)
+        return gateway.retrieve(reference)
+    return gateway.find(idempotency_key)

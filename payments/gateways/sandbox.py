@@ -3,139 +3,77 @@ benchmarks, which behaves like a remote one.
 
 Its ledger lives in the "sandbox" database and every write commits there on its own, so nothing the
 caller rolls back can erase a charge. Outcomes follow the test number a token was made from: Stripe's
-test cards, plus fault cards, IBANs and US bank accounts of our own (docs/sandbox.md lists them all).
+test cards, plus fault cards, IBANs and US bank accounts of our own (payments/sandbox/numbers.py;
+docs/sandbox.md lists them all). Like a processor's test mode it takes no other number.
+
+It is the one gateway that takes numbers on the server (``tokenize_card``, ``tokenize_sepa_debit``,
+``tokenize_ach_debit``: its own methods, not the interface's); ``finish_setup`` then saves such a token
+to the account's customer, as a browser-collected method would be.
 
 Settings: SANDBOX_LATENCY_MS (added to every call), SANDBOX_CLEARING_SECONDS (how long a bank debit
 stays pending) and SANDBOX_SLOW_REPLY_SECONDS (how slow the slow card is).
 """
 
 import contextlib
-import dataclasses
 import datetime
-import hashlib
-import hmac
 import logging
 import secrets
 import time
-from collections.abc import Iterator
+from collections.abc import Mapping
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import Sum
+from django.db.models import Q, Sum
 from django.utils import timezone
-from django.utils.translation import gettext_lazy
 
 from core.bulk import insert_rows
 from payments.sandbox import events as sandbox_events
+from payments.sandbox.collection import SandboxCollection, network_delay
 from payments.sandbox.models import SandboxCharge, SandboxFault, SandboxRefund, SandboxToken
+from payments.sandbox.numbers import (
+    BAD_GATEWAY_ONCE,
+    BEHAVIOURS,
+    DECLINE_MESSAGES,
+    ONCE_PER_KEY,
+    REPLY_LOST,
+    SLOW_REPLY,
+    TEST_CARDS,
+    TEST_IBANS,
+    TEST_US_ACCOUNTS,
+    TIMEOUT_BEFORE_CHARGE,
+)
 from payments.sandbox.routers import SANDBOX_DB
 
-from . import validation
 from .base import (
+    ChargePage,
     ChargeResult,
     ChargeStatus,
     Gateway,
     GatewayError,
     GatewayUnavailable,
     IdempotencyConflict,
-    InvalidPaymentDetails,
-    LedgerEntry,
+    OnReference,
     RefundResult,
-    TokenizedMethod,
 )
 from .events import GatewayEvent
+
+__all__ = [
+    "BAD_GATEWAY_ONCE",
+    "REPLY_LOST",
+    "SLOW_REPLY",
+    "TEST_CARDS",
+    "TEST_IBANS",
+    "TEST_US_ACCOUNTS",
+    "TIMEOUT_BEFORE_CHARGE",
+    "SandboxGateway",
+]
 
 logger = logging.getLogger("payments.sandbox")
 
 Kind = SandboxToken.Kind
 Status = SandboxCharge.Status
 
-
-@dataclasses.dataclass(frozen=True)
-class Behaviour:
-    """How a charge ends: an empty decline code means it succeeds."""
-
-    decline_code: str = ""
-    # Bank debits only: how much longer than SANDBOX_CLEARING_SECONDS the debit stays pending.
-    extra_clearing: datetime.timedelta = datetime.timedelta(0)
-
-
-# Faults. The first two strike only the first call for an idempotency key, before any charge.
-REPLY_LOST = "reply_lost"
-TIMEOUT_BEFORE_CHARGE = "timeout_before_charge"
-BAD_GATEWAY_ONCE = "bad_gateway_once"
-SLOW_REPLY = "slow_reply"
-ONCE_PER_KEY = frozenset({TIMEOUT_BEFORE_CHARGE, BAD_GATEWAY_ONCE})
-
-BEHAVIOURS = {
-    "succeeds": Behaviour(),
-    "generic_decline": Behaviour("generic_decline"),
-    "insufficient_funds": Behaviour("insufficient_funds"),
-    "lost_card": Behaviour("lost_card"),
-    "stolen_card": Behaviour("stolen_card"),
-    "expired_card": Behaviour("expired_card"),
-    "processing_error": Behaviour("processing_error"),
-    "attached_then_declined": Behaviour("generic_decline"),
-    REPLY_LOST: Behaviour(),
-    TIMEOUT_BEFORE_CHARGE: Behaviour(),
-    BAD_GATEWAY_ONCE: Behaviour(),
-    SLOW_REPLY: Behaviour(),
-    "debit_succeeds": Behaviour(),
-    "debit_insufficient_funds": Behaviour("insufficient_funds"),
-    "debit_account_closed": Behaviour("account_closed"),
-    # Like Stripe's "fails after three minutes" accounts: long enough to watch a debit sit pending.
-    "debit_fails_late": Behaviour("insufficient_funds", extra_clearing=datetime.timedelta(minutes=3)),
-}
-
-# Any other Luhn-valid card succeeds and any other valid bank account clears, as in Stripe's test mode.
-TEST_CARDS = {
-    "4242424242424242": "succeeds",
-    "5555555555554444": "succeeds",
-    "4000000000000002": "generic_decline",
-    "4000000000009995": "insufficient_funds",
-    "4000000000009987": "lost_card",
-    "4000000000009979": "stolen_card",
-    "4000000000000069": "expired_card",
-    "4000000000000119": "processing_error",
-    "4000000000000341": "attached_then_declined",
-    "4000000000008013": REPLY_LOST,
-    "4000000000008021": TIMEOUT_BEFORE_CHARGE,
-    "4000000000008039": BAD_GATEWAY_ONCE,
-    "4000000000008047": SLOW_REPLY,
-}
-TEST_IBANS = {
-    "DE89370400440532013000": "debit_succeeds",
-    "DE62370400440532013001": "debit_insufficient_funds",
-    "DE35370400440532013002": "debit_account_closed",
-    "DE08370400440532013003": "debit_fails_late",
-}
-# With routing number 110000000, or any other valid one.
-TEST_US_ACCOUNTS = {
-    "000123456789": "debit_succeeds",
-    "000111111116": "debit_insufficient_funds",
-    "000111111113": "debit_account_closed",
-    "000444444440": "debit_fails_late",
-}
-
 DEBIT_CURRENCY = {Kind.SEPA_DEBIT: "EUR", Kind.ACH_DEBIT: "USD"}
-
-DECLINE_MESSAGES = {
-    "generic_decline": gettext_lazy("The payment was declined."),
-    "insufficient_funds": gettext_lazy("The account has insufficient funds."),
-    "lost_card": gettext_lazy("The card has been reported lost."),
-    "stolen_card": gettext_lazy("The card has been reported stolen."),
-    "expired_card": gettext_lazy("The card has expired."),
-    "processing_error": gettext_lazy("An error occurred while processing the payment."),
-    "account_closed": gettext_lazy("The bank account has been closed."),
-    "incorrect_number": gettext_lazy("The gateway does not know this payment method."),
-    "currency_not_supported": gettext_lazy("This payment method cannot pay in this currency."),
-}
-
-
-def _network_delay() -> None:
-    latency_ms = getattr(settings, "SANDBOX_LATENCY_MS", 0)
-    if latency_ms > 0:
-        time.sleep(latency_ms / 1000)
 
 
 def _check_amount(amount_minor: int) -> None:
@@ -152,26 +90,6 @@ def _check_currency(currency: str) -> str:
     if not (isinstance(currency, str) and len(currency) == 3 and currency.isascii() and currency.isalpha()):
         raise GatewayError("currency must be an ISO 4217 code such as EUR.")
     return currency.upper()
-
-
-def _tokenized(*, kind: str, behaviour: str, secret: str, last4: str, **display) -> TokenizedMethod:
-    """Keep what the token behaves like, never ``secret`` (the number); its HMAC is the fingerprint."""
-    token = f"tok_sandbox_{secrets.token_hex(12)}"
-    with transaction.atomic(using=SANDBOX_DB):
-        SandboxToken.objects.create(token=token, kind=kind, behaviour=behaviour)
-    logger.info("Tokenised %s ending %s as %s", kind, last4, token)
-    return TokenizedMethod(
-        kind=kind,
-        token=token,
-        fingerprint=hmac.new(settings.SECRET_KEY.encode(), secret.encode(), hashlib.sha256).hexdigest()[:32],
-        last4=last4,
-        **display,
-    )
-
-
-def _refused(kind: str, error: InvalidPaymentDetails) -> InvalidPaymentDetails:
-    logger.info("Refused %s details: %s (%s)", kind, error.code, error.field)
-    return error
 
 
 def _result(charge: SandboxCharge) -> ChargeResult:
@@ -258,7 +176,14 @@ def _fault_before_charge(method: SandboxToken | None, *, idempotency_key: str, t
 
 
 def _charge_record(
-    method: SandboxToken | None, *, idempotency_key: str, token: str, amount_minor: int, currency: str
+    method: SandboxToken | None,
+    *,
+    idempotency_key: str,
+    customer: str,
+    metadata: Mapping[str, str],
+    token: str,
+    amount_minor: int,
+    currency: str,
 ) -> tuple[SandboxCharge, bool]:
     """The charge for this key, and whether this call made it."""
     status, decline_code, clears_at = _outcome(method, currency=currency)
@@ -276,6 +201,8 @@ def _charge_record(
                         status=status,
                         decline_code=decline_code,
                         clears_at=clears_at,
+                        customer=customer,
+                        metadata={str(k): str(v) for k, v in metadata.items()},
                         **params,
                     )
                 ]
@@ -321,74 +248,42 @@ def _refund_record(*, charge: SandboxCharge, idempotency_key: str, amount_minor:
         )
 
 
-class SandboxGateway(Gateway):
+def _cursor(charge: SandboxCharge) -> str:
+    return f"{charge.created_at.isoformat()}|{charge.pk}"
+
+
+def _after_cursor(cursor: str) -> Q:
+    """Charges after the one ``cursor`` names, in ledger order (created_at, then pk)."""
+    try:
+        created_at, pk = cursor.rsplit("|", 1)
+        created_at, pk = datetime.datetime.fromisoformat(created_at), int(pk)
+    except ValueError:
+        raise GatewayError(f"Not a cursor from list_charges: {cursor!r}.") from None
+    return Q(created_at__gt=created_at) | Q(created_at=created_at, pk__gt=pk)
+
+
+class SandboxGateway(SandboxCollection, Gateway):
     name = "sandbox"
 
-    def tokenize_card(self, *, number: str, exp_month: int, exp_year: int, cvc: str) -> TokenizedMethod:
-        _network_delay()
-        try:
-            digits = validation.clean_card_number(number)
-            exp_month, exp_year = validation.clean_card_expiry(exp_month=exp_month, exp_year=exp_year)
-            validation.clean_cvc(cvc)
-        except InvalidPaymentDetails as error:
-            raise _refused(Kind.CARD, error) from None
-        return _tokenized(
-            kind=Kind.CARD,
-            behaviour=TEST_CARDS.get(digits, "succeeds"),
-            secret=digits,
-            last4=digits[-4:],
-            brand=validation.card_brand(digits),
-            exp_month=exp_month,
-            exp_year=exp_year,
-        )
-
-    def tokenize_sepa_debit(self, *, iban: str, account_holder: str) -> TokenizedMethod:
-        _network_delay()
-        try:
-            iban = validation.clean_iban(iban)
-            validation.clean_account_holder(account_holder)
-        except InvalidPaymentDetails as error:
-            raise _refused(Kind.SEPA_DEBIT, error) from None
-        return _tokenized(
-            kind=Kind.SEPA_DEBIT,
-            behaviour=TEST_IBANS.get(iban, "debit_succeeds"),
-            secret=iban,
-            last4=iban[-4:],
-            bank_name="Sandbox Bank",
-        )
-
-    def tokenize_ach_debit(
-        self, *, routing_number: str, account_number: str, account_holder: str
-    ) -> TokenizedMethod:
-        _network_delay()
-        try:
-            routing_number = validation.clean_routing_number(routing_number)
-            account_number = validation.clean_account_number(account_number)
-            validation.clean_account_holder(account_holder)
-        except InvalidPaymentDetails as error:
-            raise _refused(Kind.ACH_DEBIT, error) from None
-        return _tokenized(
-            kind=Kind.ACH_DEBIT,
-            behaviour=TEST_US_ACCOUNTS.get(account_number, "debit_succeeds"),
-            secret=f"{routing_number}:{account_number}",
-            last4=account_number[-4:],
-            bank_name="Sandbox Bank",
-        )
+    # Charges.
 
     def charge(
         self,
         *,
-        token: str,
+        customer: str,
+        method_token: str,
         amount_minor: int,
         currency: str,
         idempotency_key: str,
+        metadata: Mapping[str, str],
         timeout: float,
+        on_reference: OnReference | None = None,
     ) -> ChargeResult:
-        _network_delay()
+        network_delay()
         _check_amount(amount_minor)
         _check_idempotency_key(idempotency_key)
-        params = {"token": token, "amount_minor": amount_minor, "currency": _check_currency(currency)}
-        method = _token(token)
+        params = {"token": method_token, "amount_minor": amount_minor, "currency": _check_currency(currency)}
+        method = _token(method_token)
         if method is not None and method.behaviour in ONCE_PER_KEY:
             charge = SandboxCharge.objects.filter(idempotency_key=idempotency_key).first()
             if charge is None:
@@ -398,36 +293,66 @@ class SandboxGateway(Gateway):
         if charge is not None:
             charge, created = _replay(charge, **params), False
         else:
-            charge, created = _charge_record(method, idempotency_key=idempotency_key, **params)
+            charge, created = _charge_record(
+                method, idempotency_key=idempotency_key, customer=customer, metadata=metadata, **params
+            )
         logger.info(
             "Charge %s on %s for %s %s: %s %s",
             charge.reference,
-            token,
+            method_token,
             charge.amount_minor,
             charge.currency,
             charge.status,
             charge.decline_code,
         )
         _fault_after_charge(method, created=created, timeout=timeout)
+        # One step: the reference arrives with the reply (a lost reply brings none).
+        if on_reference is not None:
+            on_reference(charge.reference)
         return _result(charge)
 
-    def lookup(self, *, idempotency_key: str = "", reference: str = "") -> ChargeResult | None:
-        _network_delay()
-        if not (idempotency_key or reference):
-            raise GatewayError("Look a charge up by its idempotency key or its reference.")
-        wanted = {"idempotency_key": idempotency_key, "reference": reference}
-        charge = SandboxCharge.objects.filter(
-            **{field: value for field, value in wanted.items() if value}
-        ).first()
+    def retrieve(self, reference: str) -> ChargeResult | None:
+        network_delay()
+        if not reference:
+            raise GatewayError("Retrieve a charge by its reference.")
+        charge = SandboxCharge.objects.filter(reference=reference).first()
         return _result(_clear_if_due(charge)) if charge else None
 
     def parse_event(self, body: bytes, headers) -> GatewayEvent:
         return sandbox_events.event_parse(body, headers)
+    def find(
+        self, idempotency_key: str, *, customer: str = "", since: datetime.datetime | None = None
+    ) -> ChargeResult | None:
+        # The sandbox keeps every key, so neither hint is needed to find it.
+        network_delay()
+        if not idempotency_key:
+            raise GatewayError("Find a charge by its idempotency key.")
+        charge = SandboxCharge.objects.filter(idempotency_key=idempotency_key).first()
+        return _result(_clear_if_due(charge)) if charge else None
+
+    def list_charges(
+        self, *, since: datetime.datetime | None = None, cursor: str = "", limit: int = 100
+    ) -> ChargePage:
+        network_delay()
+        if not 1 <= limit <= 10_000:
+            raise GatewayError("limit must be 1 to 10000.")
+        charges = SandboxCharge.objects.order_by("created_at", "pk")
+        if since is not None:
+            charges = charges.filter(created_at__gte=since)
+        if cursor:
+            charges = charges.filter(_after_cursor(cursor))
+        page = list(charges[: limit + 1])
+        more = len(page) > limit
+        page = [_clear_if_due(charge) for charge in page[:limit]]
+        return ChargePage(
+            entries=[charge.as_ledger_entry() for charge in page],
+            next_cursor=_cursor(page[-1]) if more else "",
+        )
 
     def refund(
         self, *, reference: str, idempotency_key: str, amount_minor: int | None = None
     ) -> RefundResult:
-        _network_delay()
+        network_delay()
         if amount_minor is not None:
             _check_amount(amount_minor)
         _check_idempotency_key(idempotency_key)
@@ -452,21 +377,3 @@ class SandboxGateway(Gateway):
             amount_minor=refund.amount_minor,
             currency=refund.currency,
         )
-
-    def ledger(self) -> Iterator[LedgerEntry]:
-        _network_delay()
-        for charge in SandboxCharge.objects.filter(status=Status.PENDING, clears_at__lte=timezone.now()):
-            _clear_if_due(charge)
-        for charge in SandboxCharge.objects.order_by("created_at", "pk").iterator():
-            yield charge.as_ledger_entry()
-
-    def tokens_like(self, *, token: str, count: int) -> list[str]:
-        """``count`` new tokens that charge exactly like ``token``: benchmark data for many methods
-        without a tokenisation round trip each. Sandbox only; a real processor has no such call."""
-        source = SandboxToken.objects.get(token=token)
-        tokens = [f"tok_sandbox_{secrets.token_hex(12)}" for _ in range(count)]
-        SandboxToken.objects.bulk_create(
-            (SandboxToken(token=new, kind=source.kind, behaviour=source.behaviour) for new in tokens),
-            batch_size=2000,
-        )
-        return tokens

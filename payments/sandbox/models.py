@@ -9,8 +9,23 @@ from django.db.models import Q
 from payments.gateways.base import ChargeStatus, LedgerEntry
 
 
+class SandboxCustomer(models.Model):
+    """The sandbox's customer for one of the product's accounts (as a processor keeps customers)."""
+
+    reference = models.CharField(max_length=64, unique=True)
+    metadata = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["pk"]
+
+    def __str__(self):
+        return self.reference
+
+
 class SandboxToken(models.Model):
-    """What a token behaves like when charged (a name from the gateway's table of test numbers)."""
+    """What a token behaves like when charged (a name from the gateway's table of test numbers),
+    with what may be shown of it and the customer it was saved to."""
 
     class Kind(models.TextChoices):
         CARD = "card", "Card"
@@ -20,6 +35,13 @@ class SandboxToken(models.Model):
     token = models.CharField(max_length=64, unique=True)
     kind = models.CharField(max_length=16, choices=Kind)
     behaviour = models.CharField(max_length=32)
+    customer = models.CharField(max_length=64, blank=True, db_index=True)
+    fingerprint = models.CharField(max_length=64, blank=True)
+    last4 = models.CharField(max_length=4, blank=True)
+    brand = models.CharField(max_length=32, blank=True)
+    exp_month = models.PositiveSmallIntegerField(null=True, blank=True)
+    exp_year = models.PositiveSmallIntegerField(null=True, blank=True)
+    bank_name = models.CharField(max_length=100, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -40,6 +62,8 @@ class SandboxCharge(models.Model):
     reference = models.CharField(max_length=64, unique=True)
     idempotency_key = models.CharField(max_length=255, unique=True)
     token = models.CharField(max_length=64, db_index=True)
+    customer = models.CharField(max_length=64, blank=True)
+    metadata = models.JSONField(default=dict, blank=True)
     amount_minor = models.BigIntegerField()
     currency = models.CharField(max_length=3)
     status = models.CharField(max_length=16, choices=Status)
@@ -65,6 +89,8 @@ class SandboxCharge(models.Model):
                 condition=Q(announced_at__isnull=True, clears_at__isnull=False),
                 name="sandbox_charge_unannounced",
             ),
+            # list_charges pages through in this order, from a cursor.
+            models.Index(fields=["created_at", "id"], name="sandbox_charge_created"),
         ]
 
     def __str__(self):
@@ -80,6 +106,8 @@ class SandboxCharge(models.Model):
             status=ChargeStatus(self.status),
             decline_code=self.decline_code,
             created_at=self.created_at,
+            customer=self.customer,
+            metadata=dict(self.metadata or {}),
         )
 
 

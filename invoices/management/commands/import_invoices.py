@@ -3,7 +3,8 @@ import sys
 
 from django.core.management.base import BaseCommand, CommandError
 
-from invoices.importing import FORMATS, InvoiceImportError, import_format_detect, invoices_import
+from invoices.import_files import FORMATS, NotUtf8Error, import_format_detect, import_text_decode
+from invoices.importing import InvoiceImportError, invoices_import
 
 
 class Command(BaseCommand):
@@ -25,18 +26,17 @@ class Command(BaseCommand):
         parser.add_argument("--dry-run", action="store_true", help="check every row and import nothing")
 
     def handle(self, *args, file, fmt, dry_run, **options):
-        text = self._read(file)
-        fmt = fmt or import_format_detect(filename="" if file == "-" else file, head=text[:100])
+        label = self._label(file)
         try:
-            result = invoices_import(
-                text=text, fmt=fmt, actor_label=f"import: {self._label(file)}", dry_run=dry_run
-            )
+            text = import_text_decode(self._read(file))
+            fmt = fmt or import_format_detect(filename="" if file == "-" else file, head=text[:100])
+            result = invoices_import(text=text, fmt=fmt, actor_label=f"import: {label}", dry_run=dry_run)
         except InvoiceImportError as exc:
             for error in exc.errors:
                 self.stderr.write(str(error))
-            raise CommandError(
-                f"{len(exc.errors)} problem(s) in {self._label(file)}; nothing was imported."
-            ) from None
+            if isinstance(exc, NotUtf8Error):
+                raise CommandError(f"{label} is not UTF-8 text; nothing was imported.") from None
+            raise CommandError(f"{len(exc.errors)} problem(s) in {label}; nothing was imported.") from None
         verb = "Would create" if dry_run else "Created"
         self.stdout.write(
             self.style.SUCCESS(
@@ -49,17 +49,11 @@ class Command(BaseCommand):
         return "standard input" if file == "-" else os.path.basename(file)
 
     @staticmethod
-    def _read(file: str) -> str:
+    def _read(file: str) -> bytes:
         try:
             if file == "-":
-                data = sys.stdin.buffer.read()
-            else:
-                with open(file, "rb") as handle:
-                    data = handle.read()
+                return sys.stdin.buffer.read()
+            with open(file, "rb") as handle:
+                return handle.read()
         except OSError as exc:
             raise CommandError(f"Cannot read {file}: {exc.strerror}.") from None
-        try:
-            # utf-8-sig: spreadsheets often start a CSV export with a byte-order mark.
-            return data.decode("utf-8-sig")
-        except UnicodeDecodeError as exc:
-            raise CommandError(f"{file} is not UTF-8 text (byte {exc.start}).") from None

@@ -4,8 +4,10 @@ Exit status: 0 when the run completed (declines are normal results), 1 when any 
 unexpected error (the others still settle), 2 for bad arguments or configuration.
 """
 
+import contextlib
 import datetime
 import json
+import os
 import signal
 import sys
 import threading
@@ -31,6 +33,30 @@ def parse_as_of(value: str) -> datetime.datetime:
             f"--as-of must be an ISO 8601 date or time, not {value!r}.", returncode=2
         ) from None
     return timezone.make_aware(parsed) if timezone.is_naive(parsed) else parsed
+
+
+@contextlib.contextmanager
+def _stdout_to_stderr():
+    """For its duration, whatever is written to standard output goes to standard error instead."""
+    # Emails are sent during the run (on commit, from the gateway threads too), and the console
+    # email backend prints them to standard output. Rather than reconfigure one backend, the run's
+    # standard output is diverted as a whole, at the descriptor as well as sys.stdout: that also
+    # catches a backend or log handler that kept the original stream, a library's print and a
+    # child process, so with --json nothing but the object printed after the run reaches it.
+    original = sys.stdout
+    original.flush()
+    saved = None
+    with contextlib.suppress(OSError, ValueError):  # no descriptor 1 or 2 (closed, or not a file)
+        saved = os.dup(1)
+        os.dup2(2, 1)
+    try:
+        with contextlib.redirect_stdout(sys.stderr):
+            yield
+    finally:
+        original.flush()
+        if saved is not None:
+            os.dup2(saved, 1)
+            os.close(saved)
 
 
 class Command(BaseCommand):
@@ -99,15 +125,16 @@ class Command(BaseCommand):
                     (progress.console if progress else console).print(line)
 
         try:
-            summary = settlement_run(
-                as_of=as_of,
-                limit=limit,
-                account_id=account_id,
-                concurrency=concurrency,
-                stop=stop,
-                on_result=on_result,
-                options={k: options[k] for k in ("as_of", "limit", "account", "concurrency")},
-            )
+            with _stdout_to_stderr() if options["json"] else contextlib.nullcontext():
+                summary = settlement_run(
+                    as_of=as_of,
+                    limit=limit,
+                    account_id=account_id,
+                    concurrency=concurrency,
+                    stop=stop,
+                    on_result=on_result,
+                    options={k: options[k] for k in ("as_of", "limit", "account", "concurrency")},
+                )
         finally:
             if progress is not None:
                 progress.stop()

@@ -14,7 +14,7 @@ def mark_settled_debits_announced(apps, schema_editor):
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('sandbox', '0001_initial'),
+        ('sandbox', '0002_customers_and_method_display'),
     ]
 
     operations = [
