@@ -320,6 +320,7 @@ class SandboxGateway(SandboxCollection, Gateway):
 
     def parse_event(self, body: bytes, headers) -> GatewayEvent:
         return sandbox_events.event_parse(body, headers)
+
     def find(
         self, idempotency_key: str, *, customer: str = "", since: datetime.datetime | None = None
     ) -> ChargeResult | None:
