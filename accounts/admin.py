@@ -1,55 +1,24 @@
-"""Support staff's admin: accounts with their members, audit events, and the helpers every app's
-admin uses. The account's page as support sees it, with the methods, invoices and emails of the
-apps above accounts, is put together in billing_console/admin.py.
+"""Support staff's admin: accounts with their members and audit events (the helpers every app's
+admin uses are in core/admin.py). The account's page as support sees it, with the methods,
+invoices and emails of the apps above accounts, is put together in billing_console/admin.py.
 
 Nothing here changes money or its history directly: payment methods, attempts, runs and audit
 events are read-only for everyone, and invoice changes go through the services (invoices/admin.py).
 The `Support` group's permissions are set by accounts/migrations/0002_support_group.py.
 """
 
-import json
-
 from django.contrib import admin
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
-from django.utils.http import urlencode
 from django.utils.translation import gettext_lazy as _
 from rest_framework.authtoken.models import TokenProxy
+
+from core.admin import ReadOnlyAdminMixin, changelist_link, pretty_json
 
 from .models import AuditEvent, Membership
 
 admin.site.site_header = _("Billing support")
 admin.site.site_title = _("Billing support")
-
-
-class ReadOnlyAdminMixin:
-    """A record nobody edits through the admin, superusers included: the view permission shows it,
-    and add, change and delete are refused (403)."""
-
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
-
-
-def admin_link(obj, text=None) -> str:
-    url = reverse(f"admin:{obj._meta.app_label}_{obj._meta.model_name}_change", args=[obj.pk])
-    return format_html('<a href="{}">{}</a>', url, obj if text is None else text)
-
-
-def changelist_link(model, text, **filters) -> str:
-    url = reverse(f"admin:{model._meta.app_label}_{model._meta.model_name}_changelist")
-    return format_html('<a href="{}?{}">{}</a>', url, urlencode(filters), text)
-
-
-def pretty_json(value) -> str:
-    if value in (None, "", {}, []):
-        return "-"
-    return format_html("<pre>{}</pre>", json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False))
 
 
 class MembershipInline(ReadOnlyAdminMixin, admin.TabularInline):

@@ -7,8 +7,9 @@ from django.contrib import admin
 from django.db.models import F
 from django.utils.translation import gettext_lazy as _
 
-from accounts.admin import AccountAdmin, ReadOnlyAdminMixin, admin_link, changelist_link
+from accounts.admin import AccountAdmin
 from accounts.models import Account
+from core.admin import ReadOnlyAdminMixin, admin_link, changelist_link
 from core.money import format_money
 from invoices.models import Invoice, PaymentAttempt
 from notifications.models import SentEmail

@@ -25,8 +25,8 @@ from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy, pgettext, pgettext_lazy
 
-from accounts.admin import ReadOnlyAdminMixin, admin_link, changelist_link, pretty_json
 from accounts.models import AuditEvent
+from core.admin import ReadOnlyAdminMixin, admin_link, changelist_link, pretty_json
 from core.money import format_money
 from payments.ranks import NOT_IN_ORDER, position_label
 

@@ -17,6 +17,9 @@ PAGE_SIZE = 2000
 CHARGED_NOT_RECORDED = "charged_not_recorded"
 RECORDED_NOT_CHARGED = "recorded_not_charged"
 CHARGED_TWICE = "charged_twice"
+# Not a difference yet: the gateway charged, and our attempt is still unresolved. The next
+# settlement run resolves it by looking it up, and records the charge.
+AWAITING_RECOVERY = "awaiting_recovery"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -25,6 +28,11 @@ class Difference:
     invoice_number: str
     idempotency_keys: tuple[str, ...]
     detail: str
+
+    @property
+    def is_real(self) -> bool:
+        """A real difference needs a person; one awaiting recovery resolves itself."""
+        return self.kind != AWAITING_RECOVERY
 
 
 def _attempts_by_key(keys: Iterable[str]) -> dict[str, PaymentAttempt]:
@@ -69,7 +77,15 @@ def differences(
                 )
                 continue
             successes_by_invoice[attempt.invoice.number].append(key)
-            if attempt.status != PaymentAttempt.Status.SUCCEEDED:
+            if attempt.is_unresolved:
+                yield Difference(
+                    AWAITING_RECOVERY,
+                    attempt.invoice.number,
+                    (key,),
+                    f"gateway charged {entry.reference}; our attempt is {attempt.status} until the next run "
+                    "resolves it",
+                )
+            elif attempt.status != PaymentAttempt.Status.SUCCEEDED:
                 yield Difference(
                     CHARGED_NOT_RECORDED,
                     attempt.invoice.number,

@@ -1,7 +1,7 @@
 from django.contrib import admin
 from django.utils.translation import gettext_lazy as _
 
-from accounts.admin import ReadOnlyAdminMixin, pretty_json
+from core.admin import ReadOnlyAdminMixin, pretty_json
 
 from .models import SentEmail
 

@@ -24,6 +24,8 @@ from .models import ChargeOrderEntry, PaymentMethod
 # Days before the last day a method can be charged. Only the nearest one that applies is sent, so
 # a method first seen 5 days before it expires gets the 7-day reminder alone.
 THRESHOLDS = (30, 7)
+# The console warns about a method expiring this soon, as the first reminder does.
+EXPIRY_WARNING_DAYS = THRESHOLDS[0]
 
 
 class Outcome(enum.StrEnum):

@@ -9,6 +9,7 @@ import time
 from collections import Counter
 
 import pytest
+import time_machine
 from django.core.management import call_command
 from django.db import connections
 from django.utils import timezone
@@ -192,3 +193,116 @@ def test_killed_runs_are_taken_over_within_thirty_seconds_and_no_declined_method
     assert interrupted.count() == kills
     assert all(run.finished_at is not None for run in interrupted)
     call_command("reconcile_payments")  # exits 1 on any difference
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_card_removed_while_its_charge_is_unresolved_is_never_charged():
+    """The charge timed out before reaching the gateway; the customer then removes the card. The
+    next run finds no charge for it, closes the attempt as not charged and the backup pays."""
+    from payments.services import payment_method_remove
+
+    account = AccountFactory(currency="USD")
+    flaky = utils.add_card(account, utils.TIMEOUT_BEFORE_CHARGE)
+    backup = utils.add_card(account, utils.SUCCEEDS)
+    invoice = InvoiceFactory(account=account)
+    settlement_run()
+    assert list(invoice.attempts.values_list("status", flat=True)) == [Status.UNKNOWN]
+    payment_method_remove(method=flaky, actor=None)
+
+    later = timezone.now() + datetime.timedelta(minutes=5)
+    with time_machine.travel(later):
+        summary = settlement_run()
+
+    invoice.refresh_from_db()
+    assert invoice.status == Invoice.Status.PAID and invoice.paid_by_method == backup
+    # Today's order: removing the primary promoted the backup to primary.
+    assert (summary.counts["paid"], summary.counts["paid_by_primary"]) == (1, 1)
+    assert list(invoice.attempts.order_by("sequence").values_list("method", "status")) == [
+        (flaky.pk, Status.CANCELED),
+        (backup.pk, Status.SUCCEEDED),
+    ]
+    assert not utils.SandboxCharge.objects.filter(token=flaky.token).exists()
+    assert utils.successful_charges().count() == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_removed_card_is_not_given_up_on_while_a_stalled_call_could_still_land():
+    """Right after the timeout, a paused worker could still deliver the charge: the attempt stays
+    unresolved and nothing else is charged until that can no longer happen."""
+    from payments.services import payment_method_remove
+
+    account = AccountFactory(currency="USD")
+    flaky = utils.add_card(account, utils.TIMEOUT_BEFORE_CHARGE)
+    backup = utils.add_card(account, utils.SUCCEEDS)
+    invoice = InvoiceFactory(account=account)
+    settlement_run()
+    payment_method_remove(method=flaky, actor=None)
+
+    with time_machine.travel(timezone.now() + datetime.timedelta(seconds=2)):
+        settlement_run()
+
+    assert invoice.attempts.get().status == Status.UNKNOWN
+    assert not utils.successful_charges(token=backup.token).exists()
+    assert not utils.SandboxCharge.objects.filter(token=flaky.token).exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_worker_unsure_of_its_lease_calls_nothing(monkeypatch):
+    from invoices.settlement import keeper
+
+    account = AccountFactory(currency="USD")
+    card = utils.add_card(account, utils.SUCCEEDS)
+    invoice = InvoiceFactory(account=account)
+    monkeypatch.setattr(keeper.LeaseKeeper, "fresh", lambda self, item: False)
+
+    summary = settlement_run()
+
+    assert summary.counts["paid"] == 0
+    assert not utils.SandboxCharge.objects.filter(token=card.token).exists()
+    assert invoice.attempts.get().status == Status.STARTED  # resolved by whoever holds it next
+
+
+@pytest.mark.django_db(transaction=True)
+def test_reconcile_lists_an_attempt_awaiting_recovery_apart_and_exits_zero():
+    """The gateway charged but its reply was lost: until the next run resolves the attempt, that is
+    in flight, not a difference. Once resolved, nothing is listed at all."""
+    import io
+
+    account = AccountFactory(currency="USD")
+    utils.add_card(account, utils.REPLY_LOST)
+    invoice = InvoiceFactory(account=account)
+    settlement_run()
+    assert invoice.attempts.get().status == Status.UNKNOWN
+
+    out = io.StringIO()
+    call_command("reconcile_payments", "--json", stdout=out)  # no SystemExit: exit 0
+    report = json.loads(out.getvalue())
+    assert report["differences"] == []
+    [waiting] = report["in_flight"]
+    assert (waiting["kind"], waiting["invoice"]) == ("awaiting_recovery", invoice.number)
+
+    settlement_run(as_of=timezone.now() + datetime.timedelta(minutes=1))
+    out = io.StringIO()
+    call_command("reconcile_payments", "--json", stdout=out)
+    assert json.loads(out.getvalue()) == {"differences": [], "in_flight": []}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_reconcile_exits_one_on_a_planted_real_difference():
+    import io
+
+    account = AccountFactory(currency="USD")
+    utils.add_card(account, utils.SUCCEEDS)
+    invoice = InvoiceFactory(account=account)
+    settlement_run()
+    # Our books say declined, the gateway's say charged: a person must look.
+    PaymentAttempt.objects.filter(invoice=invoice).update(
+        status=Status.FAILED, decline_code="generic_decline"
+    )
+
+    out = io.StringIO()
+    with pytest.raises(SystemExit) as exit_info:
+        call_command("reconcile_payments", "--json", stdout=out)
+    assert exit_info.value.code == 1
+    [difference] = json.loads(out.getvalue())["differences"]
+    assert (difference["kind"], difference["invoice"]) == ("charged_not_recorded", invoice.number)

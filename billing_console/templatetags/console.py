@@ -16,11 +16,10 @@ from django.utils.translation import pgettext
 from core.money import format_money
 from invoices.models import Invoice
 from payments.declines import decline_words
+from payments.expiry import EXPIRY_WARNING_DAYS
 from payments.templatetags.payments import position_label
 
 register = template.Library()
-
-EXPIRY_WARNING_DAYS = 30
 
 
 @register.filter

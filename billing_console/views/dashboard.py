@@ -13,10 +13,10 @@ from accounts.selectors import scoped
 from core.money import format_money
 from core.views import ConsolePage
 from invoices.models import Invoice
+from payments.expiry import EXPIRY_WARNING_DAYS
 from payments.models import PaymentMethod
 from payments.selectors import charge_order_entries
 
-EXPIRY_WARNING_DAYS = 30
 # What PaymentMethod.label reads.
 METHOD_LABEL_FIELDS = ("kind", "brand", "last4", "bank_name")
 # What the dashboard shows of an invoice (a line in a list, a warning): no settlement state.

@@ -1,20 +1,23 @@
 """Gateway calls of the settlement, always outside any database transaction: one after another, or
 up to N at once on a pool of threads."""
 
+import datetime
 import logging
 import queue
 import threading
+from collections.abc import Callable
 
 from django.conf import settings
 from django.db import connection, connections
-from django.utils import translation
+from django.utils import timezone, translation
 
 from invoices.models import PaymentAttempt
 from payments.customers import gateway_customer_reference
 from payments.gateways import get_gateway
 from payments.gateways.base import ChargeResult, GatewayUnavailable
+from payments.models import PaymentMethod
 
-from .items import Item
+from .items import NOT_CHARGED, Item, LeaseExpired
 
 logger = logging.getLogger("invoices.settlement")
 Status = PaymentAttempt.Status
@@ -49,6 +52,10 @@ def _charge_or_resolve(gateway, attempt: PaymentAttempt, *, replay: bool) -> Cha
                 return found
             if attempt.status == Status.PENDING:
                 return None
+            if _removed_since(attempt):
+                # Never charge a card the customer took away: close the attempt once no call of
+                # its own can still land, and until then leave it unresolved.
+                return NOT_CHARGED if _past_every_call(attempt) else None
         # First call, or an attempt the gateway has no record of: the same key makes repeating it safe.
         return gateway.charge(
             customer=customer,
@@ -64,9 +71,25 @@ def _charge_or_resolve(gateway, attempt: PaymentAttempt, *, replay: bool) -> Cha
         return None
 
 
-def call(item: Item) -> Item:
-    """Make the item's call; its reply (or the error it raised) stays on the item."""
+def _removed_since(attempt: PaymentAttempt) -> bool:
+    return PaymentMethod.objects.filter(pk=attempt.method_id, status=PaymentMethod.Status.REMOVED).exists()
+
+
+def _past_every_call(attempt: PaymentAttempt) -> bool:
+    """Whether the attempt is older than any call for it that a paused worker could still have on
+    its way: its lease, then the call's timeout. Only then does "no such charge" mean never."""
+    settled_for = datetime.timedelta(
+        seconds=settings.BILLING_LEASE_SECONDS + settings.GATEWAY_TIMEOUT_SECONDS
+    )
+    return attempt.created_at is not None and attempt.created_at <= timezone.now() - settled_for
+
+
+def call(item: Item, lease_ok: Callable[[Item], bool] | None = None) -> Item:
+    """Make the item's call; its reply (or the error it raised) stays on the item. ``lease_ok`` is
+    asked first: a worker unsure of its lease calls nothing."""
     try:
+        if lease_ok is not None and not lease_ok(item):
+            raise LeaseExpired(f"the lease on invoice {item.invoice.number} may have run out")
         item.reply = _call_gateway(item.attempt, replay=item.replay)
     except Exception as exc:  # a bug or a broken gateway: this invoice errors, the others go on
         item.error = exc
@@ -77,8 +100,8 @@ class CallPool:
     """Up to ``size`` gateway calls at once, on threads started as needed; each thread closes its
     database connections when the pool shuts down."""
 
-    def __init__(self, size: int, replies: queue.SimpleQueue):
-        self.size, self.replies = size, replies
+    def __init__(self, size: int, replies: queue.SimpleQueue, lease_ok: Callable[[Item], bool] | None = None):
+        self.size, self.replies, self.lease_ok = size, replies, lease_ok
         self.tasks: queue.SimpleQueue = queue.SimpleQueue()
         self.threads: list[threading.Thread] = []
 
@@ -92,7 +115,7 @@ class CallPool:
     def _work(self) -> None:
         try:
             while (item := self.tasks.get()) is not None:
-                self.replies.put(call(item))
+                self.replies.put(call(item, self.lease_ok))
         finally:
             connections.close_all()
 

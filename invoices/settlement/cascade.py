@@ -28,7 +28,7 @@ from payments.models import PaymentMethod
 from payments.ranks import position_label
 
 from . import emails
-from .items import NO_REPLY, Item
+from .items import NO_REPLY, NOT_CHARGED, Item, LeaseExpired
 from .outcomes import InvoiceResult, Outcome, final_message, paid_result, stopped_message
 from .plan import PlanStep, recent_attempt_counts
 
@@ -126,8 +126,13 @@ class Cascade:
     def fail(self, item: Item, exc: Exception) -> None:
         """An unexpected error: its lease lapses and a later run retries the invoice; whatever is
         unresolved is reconciled first."""
-        logger.error("Settling invoice %s failed", item.invoice.number, exc_info=exc)
         item.attempt, item.reply, item.error = None, NO_REPLY, None
+        if isinstance(exc, LeaseExpired):
+            # Its attempt stays started, for whoever holds the invoice next to resolve.
+            logger.warning("Not calling the gateway for invoice %s: %s", item.invoice.number, exc)
+            item.result = self._result(item, Outcome.LEASE_LOST)
+            return
+        logger.error("Settling invoice %s failed", item.invoice.number, exc_info=exc)
         item.result = self._result(item, Outcome.ERROR, message=str(exc)[:200])
 
     # Reading and recording ------------------------------------------------------------------------
@@ -174,6 +179,16 @@ class Cascade:
         """Take in the gateway's reply for the item's attempt."""
         attempt, result = item.attempt, item.reply
         item.reply = NO_REPLY
+        if result is NOT_CHARGED:
+            # Never charged, and its method is gone: closed, and the cascade goes on with today's order.
+            transitions.attempt_cancel(
+                attempt,
+                now=step.now,
+                message="Not charged: the method was removed before the gateway had it.",
+            )
+            step.attempt_updates.append(attempt)
+            item.attempt = None
+            return
         status = transitions.attempt_record(attempt, result, now=step.now)
         if transitions.attempt_blocks_method(attempt):
             step.blocks.append(attempt)

@@ -42,8 +42,10 @@ class Engine:
         concurrency: int = 1,
         stop: threading.Event | None = None,
         on_result: Callable[[InvoiceResult], None] = lambda result: None,
+        lease_ok: Callable[[Item], bool] | None = None,
     ):
         self.cascade = Cascade(as_of=as_of, run=run, trigger=trigger, actor=actor)
+        self.lease_ok = lease_ok
         self.concurrency = max(1, concurrency)
         self.stop = stop or threading.Event()
         self.on_result = on_result
@@ -65,7 +67,7 @@ class Engine:
         busy: set[int] = set()  # methods with a call in flight
         inflight = 0
         replies: queue.SimpleQueue = queue.SimpleQueue()
-        pool = CallPool(self.concurrency, replies) if self.concurrency > 1 else None
+        pool = CallPool(self.concurrency, replies, self.lease_ok) if self.concurrency > 1 else None
         try:
             while True:
                 if self.stop.is_set():
@@ -103,7 +105,7 @@ class Engine:
                 pending = [item for item in pending if id(item) not in chosen]
                 for item in self._step(ready, busy):
                     if pool is None:
-                        pending.append(call(item))
+                        pending.append(call(item, self.lease_ok))
                     else:
                         busy.add(item.attempt.method_id)
                         pool.submit(item)

@@ -11,6 +11,11 @@ from .outcomes import InvoiceResult
 from .plan import PlanStep, plan_inputs
 
 NO_REPLY = object()  # an item with no gateway reply waiting to be recorded
+NOT_CHARGED = object()  # the gateway has no charge for an unresolved attempt, and never will
+
+
+class LeaseExpired(Exception):
+    """This worker can no longer be sure it holds the invoice: it must not call the gateway."""
 
 
 @dataclasses.dataclass(frozen=True)

@@ -10,6 +10,7 @@ lease (a pause, a lost network) is fenced: its later writes change nothing.
 import datetime
 import logging
 import threading
+import time
 from collections import Counter
 
 from django.conf import settings
@@ -37,6 +38,7 @@ class LeaseKeeper:
     def __init__(self, *, run: SettlementRun | None = None, counts: Counter | None = None):
         self.run, self.counts = run, counts
         self.held: dict[int, str] = {}  # invoice id → lease token
+        self.since: dict[int, float] = {}  # invoice id → when its lease was last known ours (monotonic)
         self.lock = threading.Lock()
         self.stopped = threading.Event()
         self.interval = max(1.0, lease_seconds() / 4)
@@ -58,11 +60,22 @@ class LeaseKeeper:
         with self.lock:
             for invoice in invoices:
                 self.held[invoice.pk] = token
+                self.since[invoice.pk] = time.monotonic()
+
+    def fresh(self, item) -> bool:
+        """Whether the item's lease is surely still ours, with a margin for the call to go out. A
+        worker that was paused longer than its lease (and so may have been replaced) calls nothing."""
+        if not self.enabled:
+            return True
+        since = self.since.get(item.invoice.pk)
+        margin = min(2.0, lease_seconds() / 4)
+        return since is not None and time.monotonic() - since < lease_seconds() - margin
 
     def drop(self, invoice_ids) -> None:
         with self.lock:
             for invoice_id in invoice_ids:
                 self.held.pop(invoice_id, None)
+                self.since.pop(invoice_id, None)
 
     def _beat(self) -> None:
         try:
@@ -78,6 +91,7 @@ class LeaseKeeper:
         """Extend the leases still ours (a lapsed one another worker took has another token)."""
         with self.lock:
             held = dict(self.held)
+        started = time.monotonic()
         now = timezone.now()
         renewed = 0
         with transaction.atomic():
@@ -87,10 +101,16 @@ class LeaseKeeper:
             by_token: dict[str, list[int]] = {}
             for invoice_id, token in held.items():
                 by_token.setdefault(token, []).append(invoice_id)
+            ours = []
             for token, invoice_ids in by_token.items():
-                renewed += Invoice.objects.filter(pk__in=invoice_ids, lease_token=token).update(
+                # Only leases still ours: one that lapsed and was taken over has another token.
+                mine = list(
+                    Invoice.objects.filter(pk__in=invoice_ids, lease_token=token).values_list("pk", flat=True)
+                )
+                renewed += Invoice.objects.filter(pk__in=mine, lease_token=token).update(
                     lease_expires_at=lease_until(now)
                 )
+                ours += mine
             if self.run is not None:
                 counts = (
                     {name: self.counts.get(name, 0) for name in SettlementRun.COUNT_FIELDS}
@@ -100,6 +120,10 @@ class LeaseKeeper:
                 SettlementRun.objects.filter(pk=self.run.pk, status=SettlementRun.Status.RUNNING).update(
                     heartbeat_at=now, **counts
                 )
+        with self.lock:
+            for invoice_id in ours:
+                if invoice_id in self.held:
+                    self.since[invoice_id] = max(self.since.get(invoice_id, 0.0), started)
         return renewed
 
 

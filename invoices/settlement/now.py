@@ -76,10 +76,12 @@ def _settle_now(
         order = [(next((p for p, m in full if m.pk == method.pk), None), method)]
     now = timezone.now()
     results = []
-    engine = Engine(as_of=now, trigger=trigger, actor=actor, on_result=results.append)
     try:
         with LeaseKeeper() as keeper:
             keeper.hold([claimed], lease.token)
+            engine = Engine(
+                as_of=now, trigger=trigger, actor=actor, on_result=results.append, lease_ok=keeper.fresh
+            )
             engine.settle(items_prepare([claimed], lease=lease, as_of=now, order=order, resume=False))
     except Exception:
         logger.exception("Settling invoice %s on request failed", claimed.number)

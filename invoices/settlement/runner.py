@@ -153,7 +153,9 @@ def settlement_run(
         _tally(counts, outcome)
         on_result(outcome)
 
-    engine = Engine(as_of=as_of, run=run, concurrency=concurrency, stop=stop, on_result=result)
+    engine = Engine(
+        as_of=as_of, run=run, concurrency=concurrency, stop=stop, on_result=result, lease_ok=keeper.fresh
+    )
     with keeper, _plans_for_growing_tables():
         engine.settle(more=more, give_back=give_back, window=window, max_pending=2 * window)
     for name in SettlementRun.COUNT_FIELDS:

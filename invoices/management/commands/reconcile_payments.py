@@ -1,5 +1,8 @@
 """List every difference between our payment attempts and the gateway's records; exit 1 if any.
 
+Charges whose attempt is merely in flight or awaiting recovery (the next settlement run resolves
+them) are listed apart and do not make the exit code 1.
+
 The gateway's charges are read page by page; ``--since`` limits the comparison to charges and
 attempts from that moment on.
 """
@@ -45,29 +48,32 @@ class Command(BaseCommand):
         found = list(
             differences(gateway=get_gateway(), since=options["since"], page_size=options["page_size"])
         )
+        real = [d for d in found if d.is_real]
+        waiting = [d for d in found if not d.is_real]
         if options["json"]:
             self.stdout.write(
                 json.dumps(
-                    {
-                        "differences": [
-                            {
-                                "kind": d.kind,
-                                "invoice": d.invoice_number,
-                                "keys": list(d.idempotency_keys),
-                                "detail": d.detail,
-                            }
-                            for d in found
-                        ]
-                    }
+                    {"differences": [_as_json(d) for d in real], "in_flight": [_as_json(d) for d in waiting]}
                 )
             )
-        elif found:
-            for d in found:
-                self.stdout.write(
-                    f"{d.kind}: invoice {d.invoice_number} [{', '.join(d.idempotency_keys)}] {d.detail}"
-                )
-            self.stdout.write(f"{len(found)} difference(s).")
         else:
-            self.stdout.write("No differences: every charge at the gateway matches our records.")
-        if found:
+            for d in real:
+                self.stdout.write(_line(d))
+            if waiting:
+                self.stdout.write("In flight or awaiting recovery (the next settlement run resolves these):")
+                for d in waiting:
+                    self.stdout.write("  " + _line(d))
+            if real:
+                self.stdout.write(f"{len(real)} difference(s).")
+            else:
+                self.stdout.write("No differences: every charge at the gateway matches our records.")
+        if real:
             sys.exit(1)
+
+
+def _as_json(d) -> dict:
+    return {"kind": d.kind, "invoice": d.invoice_number, "keys": list(d.idempotency_keys), "detail": d.detail}
+
+
+def _line(d) -> str:
+    return f"{d.kind}: invoice {d.invoice_number} [{', '.join(d.idempotency_keys)}] {d.detail}"
