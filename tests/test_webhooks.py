@@ -20,8 +20,7 @@ from invoices import webhooks
 from invoices.models import Invoice, PaymentAttempt, SettlementRun, WebhookEvent
 from invoices.settlement import settlement_run
 from payments.gateways import get_gateway
-from payments.gateways.base import GatewayUnavailable
-from payments.gateways.events import GatewayEvent, WebhookSignatureError
+from payments.gateways.base import GatewayEvent, GatewayUnavailable, WebhookSignatureError
 from payments.sandbox import events
 from payments.sandbox.models import SandboxCharge
 from tests import utils

@@ -50,12 +50,12 @@ from .base import (
     ChargeStatus,
     Gateway,
     GatewayError,
+    GatewayEvent,
     GatewayUnavailable,
     IdempotencyConflict,
     OnReference,
     RefundResult,
 )
-from .events import GatewayEvent
 
 __all__ = [
     "BAD_GATEWAY_ONCE",

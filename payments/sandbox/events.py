@@ -27,7 +27,7 @@ from django.conf import settings
 from django.utils import timezone
 
 from payments.gateways import get_gateway
-from payments.gateways.events import GatewayEvent, WebhookSignatureError, charge_now
+from payments.gateways.base import GatewayEvent, WebhookSignatureError
 
 from .models import SandboxCharge
 
@@ -190,7 +190,7 @@ def events_due(*, now: datetime.datetime | None = None, after_pk: int = 0, limit
 def _cleared(charge: SandboxCharge) -> SandboxCharge:
     """The charge in its final state: a debit still pending past its time settles at the first look."""
     if charge.status == Status.PENDING:
-        charge_now(get_gateway("sandbox"), reference=charge.reference)
+        get_gateway("sandbox").retrieve(charge.reference)
         charge.refresh_from_db()
     return charge
 
