@@ -3,7 +3,7 @@ admin uses are in core/admin.py). The account's page as support sees it, with th
 invoices and emails of the apps above accounts, is put together in billing_console/admin.py.
 
 Nothing here changes money or its history directly: payment methods, attempts, runs and audit
-events are read-only for everyone, and invoice changes go through the services (invoices/admin.py).
+events are read-only for everyone, and invoice changes go through the services (invoices/admin/).
 The `Support` group's permissions are set by accounts/migrations/0002_support_group.py.
 """
 

@@ -3,6 +3,8 @@
 Every value is typed and fails loudly: a bad value stops start-up with a message naming the setting.
 """
 
+import hashlib
+import hmac
 import os
 import urllib.parse
 import zoneinfo
@@ -361,6 +363,17 @@ GATEWAY_TIMEOUT_SECONDS = _int("GATEWAY_TIMEOUT_SECONDS", 30, minimum=1)
 SANDBOX_LATENCY_MS = _int("SANDBOX_LATENCY_MS", 0)
 SANDBOX_CLEARING_SECONDS = _int("SANDBOX_CLEARING_SECONDS", 0)
 SANDBOX_SLOW_REPLY_SECONDS = _int("SANDBOX_SLOW_REPLY_SECONDS", 2)
+# The sandbox signs its webhooks with this secret; by default one derived from SECRET_KEY, so each
+# deployment has its own without configuring it. They are posted to SANDBOX_WEBHOOK_URL.
+SANDBOX_WEBHOOK_SECRET = (
+    env.str("SANDBOX_WEBHOOK_SECRET", default="")
+    or hmac.new(SECRET_KEY.encode(), b"sandbox-webhook-secret", hashlib.sha256).hexdigest()
+)
+SANDBOX_WEBHOOK_URL = env.str("SANDBOX_WEBHOOK_URL", default=f"{SITE_URL}/webhooks/sandbox/")
+if not SANDBOX_WEBHOOK_URL.startswith(("http://", "https://")):
+    raise ImproperlyConfigured(
+        f"SANDBOX_WEBHOOK_URL must be an http:// or https:// URL, not {SANDBOX_WEBHOOK_URL!r}."
+    )
 # The largest invoice, in major units of its currency (each currency's own minor unit applies: 1,000,000
 # is 100,000,000 US cents, 1,000,000,000 Kuwaiti fils). Capped so that, in thousandths, it stays a
 # whole number JavaScript clients read exactly (below 2**53).

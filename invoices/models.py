@@ -252,3 +252,39 @@ class SettlementRun(models.Model):
         if not self.finished_at:
             return None
         return (self.finished_at - self.started_at).total_seconds()
+
+
+class WebhookEvent(models.Model):
+    """An event a gateway posted to /webhooks/<gateway>/, kept once per event id however often it
+    arrives, with what applying it did. Read-only for everyone: support sees it in admin (its labels
+    are for staff, so not in the customers' catalogue)."""
+
+    class Outcome(models.TextChoices):
+        APPLIED = "applied", "Applied"  # the attempt (and invoice) moved
+        UNCHANGED = "unchanged", "Nothing to change"  # already resolved, or still pending
+        UNMATCHED = "unmatched", "No matching attempt"
+        ERROR = "error", "Error"  # not applied yet; the gateway sends it again
+
+    gateway = models.CharField("gateway", max_length=32)
+    event_id = models.CharField("event id", max_length=255)
+    type = models.CharField("type", max_length=64)
+    reference = models.CharField("charge reference", max_length=128, blank=True)
+    payload = models.JSONField("payload", default=dict)
+    attempt = models.ForeignKey(
+        PaymentAttempt, on_delete=models.PROTECT, null=True, blank=True, related_name="webhook_events"
+    )
+    received_at = models.DateTimeField("received", auto_now_add=True)
+    processed_at = models.DateTimeField("processed", null=True, blank=True)
+    outcome = models.CharField("outcome", max_length=16, choices=Outcome, blank=True)
+    error = models.CharField("error", max_length=300, blank=True)
+
+    class Meta:
+        verbose_name = "webhook event"
+        verbose_name_plural = "webhook events"
+        ordering = ["-received_at", "-pk"]
+        constraints = [
+            models.UniqueConstraint(fields=["gateway", "event_id"], name="webhook_event_once_per_gateway"),
+        ]
+
+    def __str__(self):
+        return f"{self.gateway} {self.event_id} ({self.type})"

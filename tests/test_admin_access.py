@@ -56,6 +56,7 @@ def test_the_support_group_holds_exactly_what_support_needs():
         ("invoices", "change_invoice"),
         ("invoices", "view_paymentattempt"),
         ("invoices", "view_settlementrun"),
+        ("invoices", "view_webhookevent"),
         ("notifications", "view_sentemail"),
     }
 

@@ -74,7 +74,15 @@ def test_fresh_sqlite_migrate_keeps_each_app_in_its_database(tmp_path):
     assert "Applying accounts." not in sandbox_run
 
     listed = _manage(env, "showmigrations", "--database", "sandbox")
-    assert listed.split() == ["sandbox", "[X]", "0001_initial"]
+    assert listed.split() == [
+        "sandbox",
+        "[X]",
+        "0001_initial",
+        "[X]",
+        "0002_customers_and_method_display",
+        "[X]",
+        "0003_charge_announced_at",
+    ]
     assert "sandbox" not in _manage(env, "showmigrations").split()
 
     # The sandbox database's records and tables are the ledger's alone, and ours hold none of its.
@@ -174,6 +182,10 @@ def test_missing_sandbox_database_is_created_by_migrate_and_by_seed_demo():
             "sandbox",
             "[X]",
             "0001_initial",
+            "[X]",
+            "0002_customers_and_method_display",
+            "[X]",
+            "0003_charge_announced_at",
         ]
 
         # seed_demo on a migrated database whose twin went missing: created, with its tables.

@@ -94,7 +94,7 @@ def attempt_for_update(*, reference: str = "", idempotency_key: str = "") -> Pay
         )
     if found is None:
         return None
-    invoice = Invoice.objects.select_for_update().select_related("account").get(pk=found[0])
-    attempt = PaymentAttempt.objects.select_for_update().select_related("method").get(pk=found[1])
+    invoice = Invoice.objects.select_for_update(of=("self",)).select_related("account").get(pk=found[0])
+    attempt = PaymentAttempt.objects.select_for_update(of=("self",)).select_related("method").get(pk=found[1])
     attempt.invoice = invoice
     return attempt

@@ -112,6 +112,21 @@ class RefundResult:
     currency: str
 
 
+@dataclasses.dataclass(frozen=True)
+class GatewayEvent:
+    """One event as the gateway reports it. ``status`` and ``decline_code`` are what the event says
+    at the time it was sent, not necessarily what the charge is now."""
+
+    id: str  # unique per gateway; a redelivery of the same event keeps it
+    type: str  # e.g. "charge.succeeded", "charge.failed"
+    created: datetime.datetime
+    reference: str  # the charge the event is about
+    idempotency_key: str = ""  # the charge's key, when the gateway reports it
+    status: str = ""
+    decline_code: str = ""
+    payload: Mapping = dataclasses.field(default_factory=dict, repr=False, compare=False)
+
+
 class GatewayError(Exception):
     """Base class for everything a gateway raises."""
 
@@ -142,6 +157,11 @@ class IdempotencyConflict(GatewayError):
 
 
 OnReference = Callable[[str], None]
+
+
+class WebhookSignatureError(GatewayError):
+    """The body is not a genuine, fresh event from the gateway: no signature, a wrong one, a stale
+    timestamp or a body that cannot be read. Nothing of it may be stored or applied."""
 
 
 class Gateway(abc.ABC):
@@ -218,3 +238,9 @@ class Gateway(abc.ABC):
         self, *, reference: str, idempotency_key: str, amount_minor: int | None = None
     ) -> RefundResult:
         """Refund a succeeded charge, wholly or in part."""
+
+    @abc.abstractmethod
+    def parse_event(self, body: bytes, headers: Mapping[str, str]) -> GatewayEvent:
+        """Verify the signature in ``headers`` over ``body`` and return the event (``/webhooks/<name>/``);
+        raises WebhookSignatureError when it is not a genuine, fresh event. Whoever applies it reads
+        the charge again rather than trusting the event: events come late, twice or out of order."""

@@ -27,6 +27,7 @@ from django.db.models import Q, Sum
 from django.utils import timezone
 
 from core.bulk import insert_rows
+from payments.sandbox import events as sandbox_events
 from payments.sandbox.collection import SandboxCollection, network_delay
 from payments.sandbox.models import SandboxCharge, SandboxFault, SandboxRefund, SandboxToken
 from payments.sandbox.numbers import (
@@ -49,6 +50,7 @@ from .base import (
     ChargeStatus,
     Gateway,
     GatewayError,
+    GatewayEvent,
     GatewayUnavailable,
     IdempotencyConflict,
     OnReference,
@@ -315,6 +317,9 @@ class SandboxGateway(SandboxCollection, Gateway):
             raise GatewayError("Retrieve a charge by its reference.")
         charge = SandboxCharge.objects.filter(reference=reference).first()
         return _result(_clear_if_due(charge)) if charge else None
+
+    def parse_event(self, body: bytes, headers) -> GatewayEvent:
+        return sandbox_events.event_parse(body, headers)
 
     def find(
         self, idempotency_key: str, *, customer: str = "", since: datetime.datetime | None = None

@@ -71,6 +71,8 @@ class SandboxCharge(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     # A bank debit stays pending until then; the first look at it afterwards settles it.
     clears_at = models.DateTimeField(null=True, blank=True)
+    # When the signed event announcing a bank debit's outcome was answered with a 2xx.
+    announced_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["created_at", "pk"]
@@ -82,6 +84,11 @@ class SandboxCharge(models.Model):
         ]
         indexes = [
             models.Index(fields=["clears_at"], condition=Q(status="pending"), name="sandbox_charge_clearing"),
+            models.Index(
+                fields=["id"],
+                condition=Q(announced_at__isnull=True, clears_at__isnull=False),
+                name="sandbox_charge_unannounced",
+            ),
             # list_charges pages through in this order, from a cursor.
             models.Index(fields=["created_at", "id"], name="sandbox_charge_created"),
         ]

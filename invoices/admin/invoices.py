@@ -2,38 +2,34 @@
 
 Each action first shows a confirmation page listing the invoices (like Django's delete
 confirmation), then calls the same service as the console and the commands; the service writes
-the audit event naming the staff member. Attempts and settlement runs are read-only for everyone.
+the audit event naming the staff member. Attempts, settlement runs and webhook events are read-only
+for everyone (records.py).
 
 Permissions: ``invoices.change_invoice`` is what the actions need. No field of an invoice is
 edited through the admin form (money, status and settlement state change only through services),
 so an invoice's change page is read-only even for those who hold it.
 """
 
-import dataclasses
 import datetime
 import logging
-from collections.abc import Callable
 
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
-from django.core.exceptions import ValidationError
 from django.http import HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy, pgettext, pgettext_lazy
+from django.utils.translation import gettext_lazy, pgettext_lazy
 
 from accounts.models import AuditEvent
-from core.admin import ReadOnlyAdminMixin, admin_link, changelist_link, pretty_json
+from core.admin import ReadOnlyAdminMixin, admin_link, changelist_link
 from core.money import format_money
+from invoices.models import Invoice, PaymentAttempt
 from payments.ranks import NOT_IN_ORDER, position_label
 
-from .models import Invoice, PaymentAttempt, SettlementRun
-from .services import invoice_mark_uncollectible, invoice_void
-from .settlement import Outcome, invoice_retry_now
-from .settlement.keeper import runs_mark_interrupted
+from .actions import StaffAction, nothing_to_do, staff_actions
 
 logger = logging.getLogger(__name__)
 
@@ -163,94 +159,6 @@ class PaymentAttemptInline(ReadOnlyAdminMixin, admin.TabularInline):
     @admin.display(description=gettext_lazy("initiated by"))
     def initiated(self, obj):
         return obj.initiated_by.get_username() if obj.initiated_by else "-"
-
-
-@dataclasses.dataclass(frozen=True)
-class StaffAction:
-    """An invoice action as the confirmation page presents it and the changelist performs it."""
-
-    name: str
-    title: str
-    explanation: str
-    submit: str
-    # (invoice, actor, request) -> (message level, message)
-    perform: Callable[..., tuple[int, str]]
-    # Retry charges cards in the request: keep a batch small enough to answer in time.
-    limit: int | None = None
-
-
-RETRY_MESSAGE_LEVELS = {Outcome.PAID: messages.SUCCESS, Outcome.ERROR: messages.ERROR}
-
-
-def _numbered(invoice: Invoice, text: str) -> str:
-    return text if invoice.number in text else f"{invoice.number}: {text}"
-
-
-def _retry(invoice: Invoice, actor, request) -> tuple[int, str]:
-    result = invoice_retry_now(invoice=invoice, actor=actor, request=request)
-    text = result.message or _("the retry ended %(outcome)s.") % {"outcome": result.outcome}
-    return RETRY_MESSAGE_LEVELS.get(result.outcome, messages.WARNING), _numbered(invoice, text)
-
-
-def _closing(service, done: str):
-    def perform(invoice: Invoice, actor, request) -> tuple[int, str]:
-        try:
-            service(invoice=invoice, actor=actor, request=request)
-        except ValidationError as exc:
-            return messages.ERROR, _numbered(invoice, " ".join(exc.messages))
-        return messages.SUCCESS, done % {"number": invoice.number}
-
-    return perform
-
-
-def _staff_actions() -> dict[str, StaffAction]:
-    # Built per request so the words follow the staff member's language.
-    return {
-        "retry_now": StaffAction(
-            name="retry_now",
-            title=_("Retry now"),
-            explanation=_(
-                "Each invoice below is charged now by the settlement service, exactly as a scheduled "
-                "run would: the primary first, then the backups in rank. Its attempts and an audit "
-                "event naming you are recorded. An open invoice that is not due yet is left to the "
-                "schedule."
-            ),
-            submit=_("Yes, charge now"),
-            perform=_retry,
-            limit=20,
-        ),
-        "void": StaffAction(
-            name="void",
-            title=pgettext("admin action", "Void"),
-            explanation=_(
-                "Each invoice below is voided: it will never be charged, and an audit event naming "
-                "you is recorded. An invoice with a payment in progress is left alone."
-            ),
-            submit=_("Yes, void"),
-            perform=_closing(invoice_void, _("Invoice %(number)s was voided.")),
-        ),
-        "mark_uncollectible": StaffAction(
-            name="mark_uncollectible",
-            title=_("Mark uncollectible"),
-            explanation=_(
-                "Each invoice below is written off as uncollectible: it will not be charged again, "
-                "and an audit event naming you is recorded. An invoice with a payment in progress is "
-                "left alone."
-            ),
-            submit=_("Yes, mark uncollectible"),
-            perform=_closing(invoice_mark_uncollectible, _("Invoice %(number)s was marked uncollectible.")),
-        ),
-    }
-
-
-def _nothing_to_do(invoice: Invoice, *, done: bool) -> str | None:
-    """Why an action leaves this invoice alone (only open and past-due invoices are acted on)."""
-    if invoice.is_collectable:
-        return None
-    words = {"number": invoice.number, "status": invoice.get_status_display().lower()}
-    if done:
-        return _("Invoice %(number)s is %(status)s: there is nothing to do, and nothing was changed.") % words
-    return _("Nothing: it is %(status)s.") % words
 
 
 @admin.register(Invoice)
@@ -385,7 +293,7 @@ class InvoiceAdmin(admin.ModelAdmin):
         return self._confirm_then_perform(request, queryset, "mark_uncollectible")
 
     def _confirm_then_perform(self, request, queryset, name: str):
-        action = _staff_actions()[name]
+        action = staff_actions()[name]
         invoices = list(queryset.select_related("account").order_by("number"))
         # Performed only when the confirmation is posted to the changelist: Django wraps a change
         # form's POST in a transaction, and a gateway must never be called inside one.
@@ -404,7 +312,7 @@ class InvoiceAdmin(admin.ModelAdmin):
             )
             return None
         for invoice in invoices:
-            nothing = _nothing_to_do(invoice, done=True)
+            nothing = nothing_to_do(invoice, done=True)
             if nothing:
                 self.message_user(request, nothing, messages.WARNING)
                 continue
@@ -426,7 +334,7 @@ class InvoiceAdmin(admin.ModelAdmin):
     def _confirmation(self, request, invoices: list[Invoice], action: StaffAction, *, on_changelist: bool):
         rows = [
             {"invoice": invoice, "amount": format_money(invoice.amount_minor, invoice.currency)}
-            | {"nothing_to_do": _nothing_to_do(invoice, done=False)}
+            | {"nothing_to_do": nothing_to_do(invoice, done=False)}
             for invoice in invoices
         ]
         to_do = [row["invoice"] for row in rows if not row["nothing_to_do"]]
@@ -451,117 +359,3 @@ class InvoiceAdmin(admin.ModelAdmin):
         }
         request.current_app = self.admin_site.name
         return TemplateResponse(request, "admin/invoices/invoice/action_confirmation.html", context)
-
-
-@admin.register(PaymentAttempt)
-class PaymentAttemptAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
-    list_display = (
-        "__str__",
-        "invoice",
-        "created_at",
-        "rank",
-        "charged_method",
-        "status",
-        "decline_code",
-        "decline_class",
-        "skip_reason",
-        "trigger",
-        "amount",
-    )
-    list_filter = (
-        "status",
-        "decline_class",
-        ("decline_code", admin.AllValuesFieldListFilter),
-        "skip_reason",
-        "trigger",
-        "created_at",
-    )
-    search_fields = ("invoice__number", "invoice__account__name", "=idempotency_key", "=gateway_reference")
-    list_select_related = ("invoice", "method")
-    fields = (
-        "invoice",
-        "sequence",
-        "run",
-        "trigger",
-        "initiated",
-        "retry_round",
-        "rank",
-        "charged_method",
-        "amount",
-        "status",
-        "decline_code",
-        "decline_class",
-        "skip_reason",
-        "message",
-        "idempotency_key",
-        "gateway_reference",
-        "created_at",
-        "completed_at",
-    )
-    readonly_fields = fields
-
-    def get_queryset(self, request):
-        return super().get_queryset(request).select_related("invoice", "method", "run", "initiated_by")
-
-    def lookup_allowed(self, lookup, value, request):
-        # An account's page links to all its attempts, two relations away.
-        return lookup == "invoice__account__id__exact" or super().lookup_allowed(lookup, value, request)
-
-    @admin.display(description=gettext_lazy("rank"), ordering="position")
-    def rank(self, obj):
-        return position_label(obj.position, unranked=NOT_IN_ORDER) if obj.method_id else "-"
-
-    @admin.display(description=gettext_lazy("method"))
-    def charged_method(self, obj):
-        return admin_link(obj.method, obj.method.label) if obj.method else "-"
-
-    @admin.display(description=gettext_lazy("amount"), ordering="amount_minor")
-    def amount(self, obj):
-        return format_money(obj.amount_minor, obj.currency)
-
-    @admin.display(description=gettext_lazy("initiated by"))
-    def initiated(self, obj):
-        return obj.initiated_by.get_username() if obj.initiated_by else "-"
-
-
-@admin.register(SettlementRun)
-class SettlementRunAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
-    list_display = ("__str__", "status", "duration", "host", "as_of", *SettlementRun.COUNT_FIELDS)
-    list_filter = ("status", ("host", admin.AllValuesFieldListFilter), "started_at")
-    search_fields = ("=host",)
-    fields = (
-        "started_at",
-        "finished_at",
-        "heartbeat_at",
-        "duration",
-        "host",
-        "pid",
-        "as_of",
-        "status",
-        "options_json",
-        *SettlementRun.COUNT_FIELDS,
-        "attempts_link",
-    )
-    readonly_fields = fields
-
-    def changelist_view(self, request, extra_context=None):
-        # A killed run never says so itself: its stopped heartbeat does.
-        runs_mark_interrupted()
-        return super().changelist_view(request, extra_context)
-
-    def change_view(self, request, object_id, form_url="", extra_context=None):
-        runs_mark_interrupted()
-        return super().change_view(request, object_id, form_url, extra_context)
-
-    @admin.display(description=gettext_lazy("duration"))
-    def duration(self, obj):
-        seconds = obj.duration_s
-        return "-" if seconds is None else f"{seconds:.1f} s"
-
-    @admin.display(description=gettext_lazy("options"))
-    def options_json(self, obj):
-        return pretty_json(obj.options)
-
-    @admin.display(description=gettext_lazy("attempts"))
-    def attempts_link(self, obj):
-        return changelist_link(PaymentAttempt, _("Attempts of this run"), run__id__exact=obj.pk)
