@@ -18,6 +18,7 @@ from payments.gateways.base import (
     ChargeResult,
     Gateway,
     GatewayError,
+    GatewayEvent,
     GatewayUnavailable,
     InvalidPaymentDetails,
     LedgerEntry,
@@ -27,7 +28,7 @@ from payments.gateways.base import (
     TokenizedMethod,
 )
 
-from . import outcomes
+from . import events, outcomes
 from .client import stripe_client, stripe_settings
 
 logger = logging.getLogger("payments.stripe")
@@ -174,6 +175,12 @@ class StripeGateway(Gateway):
                 "attach", lambda: client.v1.payment_methods.attach(reference, params={"customer": customer})
             )
         return _tokenized(method)
+
+    # Webhooks.
+
+    def parse_event(self, body: bytes, headers: Mapping[str, str]) -> GatewayEvent:
+        """A webhook delivery, its signature checked (WebhookSignatureError if it is not Stripe's)."""
+        return events.parse_event(body, headers)
 
     # Charges.
 
