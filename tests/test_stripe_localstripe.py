@@ -8,12 +8,13 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.parse
 import urllib.request
 
 import pytest
 import stripe
 
-from invoices.models import Invoice, PaymentAttempt
+from invoices.models import Invoice, PaymentAttempt, WebhookEvent
 from payments.services import payment_method_setup_finish
 from tests import utils
 from tests.factories import AccountFactory, InvoiceFactory
@@ -146,3 +147,47 @@ def test_a_declined_primary_falls_back_to_the_backup_which_pays_once(stripe_gate
     _settle(localstripe)
     assert len(_intents_for(client, invoice.number)) == len(intents)
     assert PaymentAttempt.objects.filter(invoice=invoice).count() == 2
+
+
+def test_localstripes_signed_webhooks_are_taken_by_the_stripe_endpoint(
+    stripe_gateway, localstripe, live_server
+):
+    """Deliveries signed by another implementation of Stripe's scheme than ours pass the check, are
+    stored once each, and change nothing once the attempts are final."""
+    client = stripe_gateway
+    register = urllib.request.Request(
+        f"{localstripe}/_config/webhooks/endpoint",
+        data=urllib.parse.urlencode(
+            {"url": f"{live_server.url}/webhooks/stripe/", "secret": KEYS["STRIPE_WEBHOOK_SECRET"]}
+        ).encode(),
+        method="POST",
+    )
+    urllib.request.urlopen(register, timeout=5).close()
+    account = AccountFactory()
+    _save_card(client, account, DECLINES_WHEN_CHARGED)
+    _save_card(client, account, SUCCEEDS)
+    invoice = InvoiceFactory(account=account, currency="USD", amount_minor=1500)
+
+    _settle(localstripe)
+
+    references = set(
+        PaymentAttempt.objects.filter(invoice=invoice)
+        .exclude(gateway_reference="")
+        .values_list("gateway_reference", flat=True)
+    )
+    wanted = {"payment_intent.payment_failed", "payment_intent.succeeded"}
+    deadline = time.monotonic() + 30
+    while True:
+        stored = {
+            event.type: event
+            for event in WebhookEvent.objects.filter(gateway="stripe", type__startswith="payment_intent.")
+            if event.payload["data"]["object"].get("metadata", {}).get("invoice") == invoice.number
+        }
+        if wanted <= set(stored) or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    assert wanted <= set(stored), f"localstripe delivered {sorted(stored)}"
+    assert {event.outcome for event in stored.values()} == {"unchanged"}
+    assert stored["payment_intent.succeeded"].reference in references
+    invoice.refresh_from_db()
+    assert invoice.status == Invoice.Status.PAID
