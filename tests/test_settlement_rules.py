@@ -108,7 +108,9 @@ def test_concurrent_runs_never_exceed_the_cap_together(settings):
 
     for proc, (_out, err) in zip(procs, results, strict=True):
         assert proc.returncode == 0, err
-    assert sum(json.loads(out)["considered"] for out, _ in results) == 200
+    # Between them every invoice was considered (one whose reply was lost may be taken up again by
+    # the other run, to be resolved); the card was attempted no more than the cap allows in all.
+    assert sum(json.loads(out)["considered"] for out, _ in results) >= 200
     assert PaymentAttempt.objects.filter(method=card).exclude(status=Status.SKIPPED).count() == 4
     assert utils.SandboxCharge.objects.filter(token=card.token).count() == 4
 
