@@ -5,18 +5,16 @@ Exit status: 0 when the run completed, 1 when any reminder hit an unexpected err
 still sent), 2 for bad arguments or configuration.
 """
 
-import contextlib
 import datetime
 import json
 import logging
-import signal
-import threading
 from collections import Counter
 
 from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
 from accounts.models import Account
+from core.commands import stop_on_signal
 from payments.expiry import ExpiryReminder, Outcome, expiry_reminder_send, expiry_reminders_due
 from payments.ranks import position_label
 
@@ -69,7 +67,7 @@ class Command(BaseCommand):
             return self._report(today, reminders, outcomes={}, counts=Counter(), options=options)
 
         counts, outcomes = Counter(), {}
-        with self._stop_on_signal() as stop:
+        with stop_on_signal(self.stderr, after="this reminder") as stop:
             for reminder in reminders:
                 if stop.is_set():
                     break
@@ -120,22 +118,3 @@ class Command(BaseCommand):
             self.stdout.write(
                 ", ".join(f"{key.replace('_', ' ')}: {counts[key]}" for key in [*map(str, Outcome), "errors"])
             )
-
-    @contextlib.contextmanager
-    def _stop_on_signal(self):
-        """SIGTERM or SIGINT finish the reminder in hand (its email goes with it), then stop."""
-        stop = threading.Event()
-        if threading.current_thread() is not threading.main_thread():
-            yield stop
-            return
-
-        def handler(signum, frame):
-            stop.set()
-            self.stderr.write(f"Received {signal.Signals(signum).name}: stopping after this reminder.")
-
-        previous = {signum: signal.signal(signum, handler) for signum in (signal.SIGTERM, signal.SIGINT)}
-        try:
-            yield stop
-        finally:
-            for signum, old in previous.items():
-                signal.signal(signum, old)

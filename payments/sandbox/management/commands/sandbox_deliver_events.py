@@ -6,14 +6,12 @@ Exit status: 0 when every event was delivered, 1 when any was refused or got no 
 again by the next run), 2 for bad arguments or configuration.
 """
 
-import contextlib
 import json
-import signal
-import threading
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
+from core.commands import stop_on_signal
 from payments.sandbox.events import events_deliver
 
 
@@ -31,7 +29,7 @@ class Command(BaseCommand):
             raise CommandError(f"--url must be an http:// or https:// URL, not {url!r}.", returncode=2)
         if options["limit"] is not None and options["limit"] < 1:
             raise CommandError("--limit must be at least 1.", returncode=2)
-        with self._stop_on_signal() as stop:
+        with stop_on_signal(self.stderr, after="this event") as stop:
             deliveries = list(events_deliver(url=url, limit=options["limit"], stop=stop))
         failed = [d for d in deliveries if not d.delivered]
         if options["json"]:
@@ -65,22 +63,3 @@ class Command(BaseCommand):
             raise CommandError(
                 f"{len(failed)} event(s) were not delivered; the next run posts them again.", returncode=1
             )
-
-    @contextlib.contextmanager
-    def _stop_on_signal(self):
-        """SIGTERM or SIGINT finish the event in hand, then stop."""
-        stop = threading.Event()
-        if threading.current_thread() is not threading.main_thread():
-            yield stop
-            return
-
-        def handler(signum, frame):
-            stop.set()
-            self.stderr.write(f"Received {signal.Signals(signum).name}: stopping after this event.")
-
-        previous = {signum: signal.signal(signum, handler) for signum in (signal.SIGTERM, signal.SIGINT)}
-        try:
-            yield stop
-        finally:
-            for signum, old in previous.items():
-                signal.signal(signum, old)
