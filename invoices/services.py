@@ -9,7 +9,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from accounts.models import Account, AuditEvent
-from accounts.services import actor_label_for, audit_record
+from accounts.services import audit_record
 from core.bulk import insert_rows
 
 from . import transitions
@@ -149,9 +149,7 @@ def _close(*, invoice: Invoice, status: str, actor, actor_label: str = "", reque
         change = transitions.invoice_close(
             invoice=invoice,
             status=status,
-            ctx=transitions.context_now(
-                trigger="", actor=actor, actor_label=actor_label or actor_label_for(actor), request=request
-            ),
+            ctx=transitions.context_now(trigger="", actor=actor, actor_label=actor_label, request=request),
         )
         invoice.save(update_fields=[*change.invoice_fields, "updated_at"])
         insert_rows(change.audits)
