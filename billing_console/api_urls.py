@@ -13,6 +13,7 @@ from invoices.api import (
     InvoicePayApi,
     StaffInvoiceIssueApi,
 )
+from invoices.recovery_api import StaffRecoveryReportApi
 from payments.api import ChargeOrderApi, PaymentMethodDetailApi, PaymentMethodListApi
 
 # Swagger UI's assets come from drf-spectacular-sidecar through our static files, its script from a
@@ -31,6 +32,7 @@ urlpatterns = [
     path("invoices/<str:id>/attempts/", InvoiceAttemptListApi.as_view(), name="api-invoice-attempts"),
     path("invoices/<str:id>/pay/", InvoicePayApi.as_view(), name="api-invoice-pay"),
     path("staff/invoices/", StaffInvoiceIssueApi.as_view(), name="api-staff-invoices"),
+    path("staff/recovery/", StaffRecoveryReportApi.as_view(), name="api-staff-recovery"),
     path("schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path(
         "docs/",

@@ -11,13 +11,14 @@ so an invoice's change page is read-only even for those who hold it.
 """
 
 import datetime
+import functools
 import logging
 
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
 from django.http import HttpResponseRedirect
 from django.template.response import TemplateResponse
-from django.urls import reverse
+from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext as _
@@ -30,6 +31,7 @@ from invoices.models import Invoice, PaymentAttempt
 from payments.ranks import NOT_IN_ORDER, position_label
 
 from .actions import StaffAction, nothing_to_do, staff_actions
+from .recovery import recovery_view
 
 logger = logging.getLogger(__name__)
 
@@ -222,9 +224,14 @@ class InvoiceAdmin(admin.ModelAdmin):
     )
     inlines = (PaymentAttemptInline,)
     actions = ("retry_now", "void", "mark_uncollectible")
+    change_list_template = "admin/invoices/invoice/change_list.html"
 
     def get_queryset(self, request):
         return super().get_queryset(request).select_related("account", "paid_by_method", "paid_by_attempt")
+
+    def get_urls(self):
+        report = self.admin_site.admin_view(functools.partial(recovery_view, self))
+        return [path("recovery/", report, name="invoices_invoice_recovery"), *super().get_urls()]
 
     # Invoices arrive from the metering system (API, import_invoices) and are never deleted.
     def has_add_permission(self, request):
