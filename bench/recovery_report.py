@@ -62,7 +62,8 @@ SELECT id, 'BENCH-' || id, currency, amount_minor, '', due_on - 14, due_on,
        outcome IN ('paid2', 'paid3'),
        CASE WHEN outcome LIKE 'paid%' THEN right(outcome, 1)::int END,
        CASE WHEN outcome LIKE 'paid%' THEN id * 3 + right(outcome, 1)::int - 1 END,
-       CASE WHEN outcome LIKE 'paid%' THEN (account_id - 1) * {METHODS_PER_ACCOUNT} + right(outcome, 1)::int END,
+       CASE WHEN outcome LIKE 'paid%'
+            THEN (account_id - 1) * {METHODS_PER_ACCOUNT} + right(outcome, 1)::int END,
        CASE WHEN outcome = 'void' THEN due_on + TIME '12:00' END,
        now(), now(), account_id
 FROM plan;
@@ -159,18 +160,16 @@ def main() -> None:
 
     result = {"invoices": args.invoices, "seeded_s": round(seeded_s, 1), "target_s": TARGET_S}
     for name, (start, end) in periods.items():
-        report = recovery_report(currency="USD", start=start, end=end, as_of=last)
+        question = {"currency": "USD", "start": start, "end": end}
+        report = recovery_report(**question, as_of=last)
+        page = {key: str(value) for key, value in question.items()}
         result[name] = {
             "invoices_due": report.due.count,
             "recovered_minor": report.recovered.amount_minor,
-            "report": timed(
-                lambda: recovery_report(currency="USD", start=start, end=end, as_of=last), args.repeat
-            ),
+            "report": timed(lambda q=question: recovery_report(**q, as_of=last), args.repeat),
             "admin_page": timed(
-                lambda: client.get(
-                    "/admin/invoices/invoice/recovery/",
-                    {"currency": "USD", "start": start.isoformat(), "end": end.isoformat()},
-                    headers={"host": "127.0.0.1"},
+                lambda p=page: client.get(
+                    "/admin/invoices/invoice/recovery/", p, headers={"host": "127.0.0.1"}
                 ),
                 args.repeat,
             ),
