@@ -39,7 +39,7 @@ SELECT i AS id,
        CASE WHEN i % 100 < 70 THEN 'paid1' WHEN i % 100 < 85 THEN 'paid2' WHEN i % 100 < 90 THEN 'paid3'
             WHEN i % 100 < 95 THEN 'past_due' WHEN i % 100 < 98 THEN 'uncollectible'
             WHEN i % 100 < 99 THEN 'open' ELSE 'void' END AS outcome
-FROM generate_series(1, {invoices}) AS i;
+FROM generate_series(1::bigint, {invoices}) AS i;
 
 INSERT INTO accounts_account (id, name, billing_email, status, currency, created_at)
 SELECT a, 'Bench customer ' || a, 'billing' || a || '@bench.example', 'active',

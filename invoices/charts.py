@@ -68,6 +68,8 @@ def nice_ceiling(value: int) -> int:
 
 
 def _ticks(top: int, fmt, *, steps: int = 4) -> list[Tick]:
+    # Whole values only: an axis that tops at 2 has the lines 0, 1 and 2.
+    steps = min(steps, top)
     plot = HEIGHT - TOP - BOTTOM
     return [Tick(TOP + plot - plot * i / steps, fmt(top * i // steps)) for i in range(steps + 1)]
 
