@@ -35,7 +35,7 @@ SELECT i AS id,
        (i % {ACCOUNTS}) + 1 AS account_id,
        CASE WHEN (i % {ACCOUNTS}) % 10 = 0 THEN 'EUR' ELSE 'USD' END AS currency,
        1000 + (i * 7919) % 50000 AS amount_minor,
-       DATE '{FIRST_DUE}' + (i % {DAYS}) AS due_on,
+       DATE '{FIRST_DUE}' + (i % {DAYS})::int AS due_on,
        CASE WHEN i % 100 < 70 THEN 'paid1' WHEN i % 100 < 85 THEN 'paid2' WHEN i % 100 < 90 THEN 'paid3'
             WHEN i % 100 < 95 THEN 'past_due' WHEN i % 100 < 98 THEN 'uncollectible'
             WHEN i % 100 < 99 THEN 'open' ELSE 'void' END AS outcome
