@@ -27,7 +27,10 @@ def add_card(account, number=SUCCEEDS, *, exp_month=12, exp_year=2040, in_order=
     gateway = get_gateway()
     tokenized = gateway.tokenize_card(number=number, exp_month=exp_month, exp_year=exp_year, cvc="123")
     return payment_method_create(
-        account=account, actor=actor, tokenized=tokenized, gateway=gateway.name,
+        account=account,
+        actor=actor,
+        tokenized=tokenized,
+        gateway=gateway.name,
         add_to_order=in_order,
         allow_duplicate=True,
     )
@@ -39,7 +42,10 @@ def add_ach(account, account_number="000123456789", *, in_order=True):
         routing_number="110000000", account_number=account_number, account_holder="Test Holder"
     )
     return payment_method_create(
-        account=account, actor=None, tokenized=tokenized, gateway=gateway.name,
+        account=account,
+        actor=None,
+        tokenized=tokenized,
+        gateway=gateway.name,
         add_to_order=in_order,
         allow_duplicate=True,
     )
@@ -49,7 +55,10 @@ def add_sepa(account, iban="DE89370400440532013000", *, in_order=True):
     gateway = get_gateway()
     tokenized = gateway.tokenize_sepa_debit(iban=iban, account_holder="Test Holder")
     return payment_method_create(
-        account=account, actor=None, tokenized=tokenized, gateway=gateway.name,
+        account=account,
+        actor=None,
+        tokenized=tokenized,
+        gateway=gateway.name,
         add_to_order=in_order,
         allow_duplicate=True,
     )
