@@ -11,7 +11,7 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import formats, timezone
 from django.utils.html import format_html
-from django.utils.translation import gettext as gettext_now
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from accounts.admin import AccountAdmin
@@ -111,13 +111,13 @@ class SupportAccountAdmin(AccountAdmin):
         refusals = add_method_failures(account_id=obj.pk)
         until = add_method_blocked_until(account_id=obj.pk)
         if until is None:
-            return gettext_now("Open (refused in the last hour: %(n)s).") % {"n": refusals}
+            return gettext("Open (refused in the last hour: %(n)s).") % {"n": refusals}
         return format_html(
             '{} <a class="button" href="{}">{}</a>',
-            gettext_now("Paused until %(until)s (refused in the last hour: %(n)s).")
+            gettext("Paused until %(until)s (refused in the last hour: %(n)s).")
             % {"until": formats.date_format(timezone.localtime(until), "DATETIME_FORMAT"), "n": refusals},
             reverse("admin:accounts_account_lift_add_block", args=[obj.pk]),
-            gettext_now("Lift the pause"),
+            gettext("Lift the pause"),
         )
 
     def lift_add_block_view(self, request, object_id):
@@ -134,20 +134,20 @@ class SupportAccountAdmin(AccountAdmin):
             if add_method_unblock(account=account, actor=request.user, request=request):
                 self.message_user(
                     request,
-                    gettext_now("%(account)s can add payment methods again.") % {"account": account.name},
+                    gettext("%(account)s can add payment methods again.") % {"account": account.name},
                     messages.SUCCESS,
                 )
             else:
                 self.message_user(
                     request,
-                    gettext_now("%(account)s was not paused.") % {"account": account.name},
+                    gettext("%(account)s was not paused.") % {"account": account.name},
                     messages.INFO,
                 )
             return HttpResponseRedirect(change_url)
         until = add_method_blocked_until(account_id=account.pk)
         context = {
             **self.admin_site.each_context(request),
-            "title": gettext_now("Lift the card-testing pause of %(account)s?") % {"account": account.name},
+            "title": gettext("Lift the card-testing pause of %(account)s?") % {"account": account.name},
             "subtitle": None,
             "opts": self.opts,
             "original": account,
