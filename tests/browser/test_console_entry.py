@@ -96,7 +96,9 @@ def test_the_primary_leaves_the_charge_order_only_after_saying_who_takes_over(
     expect(page.get_by_text("Mastercard •••• 4444 becomes your primary")).to_be_visible()
     assert charge_order_ids(account=account) == [primary.pk, backup.pk]
     page.get_by_role("button", name="Remove from charge order").click()
-    expect(page.get_by_text("Visa •••• 4242 is no longer in the charge order; it stays on file.")).to_be_visible()
+    expect(
+        page.get_by_text("Visa •••• 4242 is no longer in the charge order; it stays on file.")
+    ).to_be_visible()
     expect(page.locator("#charge-order [data-rank-label]")).to_have_text(["Primary"])
     assert charge_order_ids(account=account) == [backup.pk]
 
@@ -125,7 +127,9 @@ def test_a_card_reported_lost_is_replaced_in_its_place(browser, live_server, acc
     expect(lost_card.get_by_role("link", name="Update expiry")).to_have_count(0)
     lost_card.get_by_role("link", name="Replace this card").click()
     expect(page.get_by_role("heading", name="Replace Visa •••• 9987")).to_be_visible()
-    expect(page.get_by_text("The new method takes the place of Visa •••• 9987 as your Primary.")).to_be_visible()
+    expect(
+        page.get_by_text("The new method takes the place of Visa •••• 9987 as your Primary.")
+    ).to_be_visible()
     fill_card(page, "5555 5555 5555 4444")
     expect(
         page.get_by_text("Mastercard •••• 4444 took the place of Visa •••• 9987 as Primary.")
