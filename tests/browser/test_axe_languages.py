@@ -115,6 +115,7 @@ def test_every_page_has_no_serious_violation(browser, live_server, owner, langua
     page.locator("form.form button[type=submit]").click()
     expect(page).to_have_url(re.compile("/payment-methods/add/sepa/confirm/$"))
     check(page, "confirm a method in another currency", language)
+    page.screenshot(path=screenshots / f"{language}-add-sepa-confirm.png", full_page=True)
 
     # The card-testing pause, with how long it lasts.
     for _ in range(settings.BILLING_ADD_METHOD_FAILURES_PER_HOUR):
@@ -122,6 +123,7 @@ def test_every_page_has_no_serious_violation(browser, live_server, owner, langua
     page.goto("/payment-methods/add/card/")
     expect(page.locator("h1")).to_be_visible()
     check(page, "adding methods paused", language)
+    page.screenshot(path=screenshots / f"{language}-add-paused.png", full_page=True)
     page.goto("/payment-methods/")
     check(page, "payment methods while adding is paused", language)
     cache.clear()
