@@ -97,6 +97,8 @@ class AuditEvent(models.Model):
         PAY_NOW = "invoice.pay_now", _("Pay now requested")
         ACCOUNT_STATUS = "account.status", _("Account status changed")
         MEMBER_CHANGED = "member.changed", _("Member changed")
+        # Support lifted the card-testing pause on adding payment methods.
+        ADD_BLOCK_LIFTED = "account.add_block_lifted", _("Payment method block lifted")
 
     account = models.ForeignKey(Account, on_delete=models.PROTECT, related_name="audit_events")
     actor = models.ForeignKey(

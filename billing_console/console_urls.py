@@ -33,9 +33,19 @@ urlpatterns = [
         "payment-methods/add/<slug:kind>/", payments.AddPaymentMethodView.as_view(), name="payment_method_add"
     ),
     path(
+        "payment-methods/add/<slug:kind>/confirm/",
+        payments.ConfirmAddPaymentMethodView.as_view(),
+        name="payment_method_add_confirm",
+    ),
+    path(
         "payment-methods/<int:pk>/order/",
         payments.ChargeOrderActionView.as_view(),
         name="charge_order_action",
+    ),
+    path(
+        "payment-methods/<int:pk>/leave-order/",
+        payments.LeaveChargeOrderView.as_view(),
+        name="charge_order_leave",
     ),
     path(
         "payment-methods/<int:pk>/remove/",

@@ -65,11 +65,14 @@ class PaymentMethodListApi(ListAPIView):
         summary=_("Add a payment method"),
         description=_(
             "Card, SEPA Direct Debit (EUR) or US bank account (USD), chosen by `kind`. The details are "
-            "tokenised by the gateway and never stored or returned. Every refused request counts toward "
-            "the account's hourly limit, shared with the console; past it the answer is 429."
+            "tokenised by the gateway and never stored or returned. A method the account already keeps "
+            "(the same card or bank account, by the gateway's fingerprint) is refused with 409, naming "
+            "it. Every set of details the gateway refuses counts toward the account's hourly limit, "
+            "shared with the console (a request refused for its form, such as a number failing its "
+            "check digit, does not); past it the answer is 429."
         ),
         request=_CREATE_REQUEST,
-        responses={201: PaymentMethodSerializer, **error_responses(400, 401, 403, 404, 429, 503)},
+        responses={201: PaymentMethodSerializer, **error_responses(400, 401, 403, 404, 409, 429, 503)},
         examples=[
             OpenApiExample(
                 "Card",
@@ -104,20 +107,20 @@ class PaymentMethodListApi(ListAPIView):
         account = request_account(request)
         if add_method_blocked(account_id=account.pk):
             raise AddMethodThrottled()
+        kind = request.data.get("kind") if isinstance(request.data, dict) else None
+        serializer_class = CREATE_SERIALIZERS.get(kind) if isinstance(kind, str) else None
+        if serializer_class is None:
+            raise exceptions.ValidationError(
+                {"kind": [_("Choose the kind of method: card, sepa_debit or ach_debit.")]}
+            )
+        serializer = serializer_class(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        details = dict(serializer.validated_data)
+        del details["kind"]
         try:
-            kind = request.data.get("kind") if isinstance(request.data, dict) else None
-            serializer_class = CREATE_SERIALIZERS.get(kind) if isinstance(kind, str) else None
-            if serializer_class is None:
-                raise exceptions.ValidationError(
-                    {"kind": [_("Choose the kind of method: card, sepa_debit or ach_debit.")]}
-                )
-            serializer = serializer_class(data=request.data)
-            serializer.is_valid(raise_exception=True)
-            details = dict(serializer.validated_data)
-            del details["kind"]
             method = _ADD[kind](account=account, actor=request.user, request=request, **details)
-        except (exceptions.ValidationError, InvalidPaymentDetails):
-            # Card testing: every refused set of details counts, as in the console.
+        except InvalidPaymentDetails:
+            # Card testing: details the gateway refused count, as in the console.
             add_method_failure_record(account_id=account.pk)
             raise
         method = methods_on_file(account).get(pk=method.pk)

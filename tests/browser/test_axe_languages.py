@@ -8,11 +8,13 @@ import re
 
 import pytest
 from axe_playwright_python.sync_playwright import Axe
+from django.conf import settings
 from django.core.cache import cache
 from playwright.sync_api import expect
 
 from accounts.models import Membership, Profile
 from invoices.models import Invoice
+from payments.ratelimit import add_method_failure_record
 from tests.factories import AccountFactory, InvoiceFactory, MembershipFactory, UserFactory
 from tests.utils import GENERIC_DECLINE, SUCCEEDS, add_card
 
@@ -79,6 +81,8 @@ def test_every_page_has_no_serious_violation(browser, live_server, owner, langua
         "/payment-methods/add/bank/",
         f"/payment-methods/{declines.pk}/expiry/",
         f"/payment-methods/{declines.pk}/remove/",
+        f"/payment-methods/{declines.pk}/leave-order/",
+        f"/payment-methods/add/card/?replace={declines.pk}",
         "/invoices/",
         "/invoices/?status=past_due",
         f"/invoices/{invoice.pk}/",
@@ -102,6 +106,27 @@ def test_every_page_has_no_serious_violation(browser, live_server, owner, langua
     expect(page.locator(".flash--success")).to_be_visible()
     page.locator(".member-menu summary").click()
     check(page, "flash message and member menu", language)
+
+    # A bank account that cannot pay the account's currency asks first.
+    page.goto("/payment-methods/add/sepa/")
+    page.locator("#id_account_holder").fill("Hanako Yamada")
+    page.locator("#id_iban").fill("DE89 3704 0044 0532 0130 00")
+    page.locator("#id_mandate").check()
+    page.locator("form.form button[type=submit]").click()
+    expect(page).to_have_url(re.compile("/payment-methods/add/sepa/confirm/$"))
+    check(page, "confirm a method in another currency", language)
+    page.screenshot(path=screenshots / f"{language}-add-sepa-confirm.png", full_page=True)
+
+    # The card-testing pause, with how long it lasts.
+    for _ in range(settings.BILLING_ADD_METHOD_FAILURES_PER_HOUR):
+        add_method_failure_record(account_id=invoice.account_id)
+    page.goto("/payment-methods/add/card/")
+    expect(page.locator("h1")).to_be_visible()
+    check(page, "adding methods paused", language)
+    page.screenshot(path=screenshots / f"{language}-add-paused.png", full_page=True)
+    page.goto("/payment-methods/")
+    check(page, "payment methods while adding is paused", language)
+    cache.clear()
 
     # Phones: nothing scrolls sideways, the language menu included.
     page.set_viewport_size({"width": 390, "height": 844})
