@@ -28,6 +28,7 @@ from .models import PaymentMethod
 from .ranks import position_label
 from .ratelimit import add_method_blocked, add_method_failure_record
 from .selectors import charge_order_entries
+from .stripe_views import StripeAddPaymentMethodView, stripe_collects
 
 logger = logging.getLogger(__name__)
 
@@ -134,6 +135,8 @@ class AddPaymentMethodView(ManagerPage, FormView):
     nav = "methods"
 
     def dispatch(self, request, *args, **kwargs):
+        if stripe_collects():
+            return StripeAddPaymentMethodView.as_view()(request, *args, **kwargs)
         if kwargs["kind"] not in ADD_FORMS:
             raise Http404
         self.kind = kwargs["kind"]
