@@ -311,6 +311,7 @@ SPECTACULAR_SETTINGS = {
         "CardKindEnum": ["card"],
         "SepaDebitKindEnum": ["sepa_debit"],
         "AchDebitKindEnum": ["ach_debit"],
+        "StripeKindEnum": ["card", "sepa_debit"],
     },
 }
 

@@ -22,7 +22,10 @@ from .serializers import (
     ChargeOrderOutputSerializer,
     ChargeOrderSerializer,
     PaymentMethodSerializer,
+    StripeMethodCreateSerializer,
 )
+from .stripe_api import stripe_method_create
+from .stripe_views import stripe_collects
 
 _ADD = {
     PaymentMethod.Kind.CARD: services.payment_method_add_card,
@@ -32,8 +35,9 @@ _ADD = {
 
 _CREATE_REQUEST = PolymorphicProxySerializer(
     component_name="PaymentMethodCreate",
-    serializers=list(CREATE_SERIALIZERS.values()),
-    resource_type_field_name="kind",
+    # With the Stripe gateway, a card or SEPA account is sent as its id at Stripe instead.
+    serializers=[*CREATE_SERIALIZERS.values(), StripeMethodCreateSerializer],
+    resource_type_field_name=None,
 )
 
 
@@ -65,8 +69,10 @@ class PaymentMethodListApi(ListAPIView):
         summary=_("Add a payment method"),
         description=_(
             "Card, SEPA Direct Debit (EUR) or US bank account (USD), chosen by `kind`. The details are "
-            "tokenised by the gateway and never stored or returned. Every refused request counts toward "
-            "the account's hourly limit, shared with the console; past it the answer is 429."
+            "tokenised by the gateway and never stored or returned. With the Stripe gateway the details "
+            "go to Stripe.js, never here: start with POST /api/payment-methods/setup/ and send the "
+            "`payment_method` Stripe.js saved (StripeMethodCreateRequest). Every refused request counts "
+            "toward the account's hourly limit, shared with the console; past it the answer is 429."
         ),
         request=_CREATE_REQUEST,
         responses={201: PaymentMethodSerializer, **error_responses(400, 401, 403, 404, 429, 503)},
@@ -97,6 +103,11 @@ class PaymentMethodListApi(ListAPIView):
                     "account_holder": "Jane Doe",
                 },
             ),
+            OpenApiExample(
+                "Saved with Stripe.js",
+                request_only=True,
+                value={"kind": "card", "payment_method": "pm_1Q2w3E4r5T6y7U8i"},
+            ),
         ],
     )
     @sensitive_variables("details")
@@ -104,6 +115,10 @@ class PaymentMethodListApi(ListAPIView):
         account = request_account(request)
         if add_method_blocked(account_id=account.pk):
             raise AddMethodThrottled()
+        if stripe_collects():
+            method = stripe_method_create(request, account)
+            method = methods_on_file(account).get(pk=method.pk)
+            return Response(PaymentMethodSerializer(method).data, status=status.HTTP_201_CREATED)
         try:
             kind = request.data.get("kind") if isinstance(request.data, dict) else None
             serializer_class = CREATE_SERIALIZERS.get(kind) if isinstance(kind, str) else None

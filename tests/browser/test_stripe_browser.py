@@ -141,9 +141,7 @@ def test_cards_and_a_sepa_account_saved_with_stripe_js_are_charged_in_rank(
     assert charge_order_ids(account=owner) == [declines.pk, card.pk, sepa.pk]
 
     invoice = InvoiceFactory(account=owner, currency="USD", amount_minor=4200)
-    env = utils.command_env(
-        PAYMENT_GATEWAY="stripe", STRIPE_API_BASE=localstripe, LOG_LEVEL="DEBUG", **KEYS
-    )
+    env = utils.command_env(PAYMENT_GATEWAY="stripe", STRIPE_API_BASE=localstripe, LOG_LEVEL="DEBUG", **KEYS)
     settle = utils.manage("settle_invoices", "--json", env=env)
     out, err = settle.communicate(timeout=300)
     assert settle.returncode == 0, err
@@ -175,7 +173,10 @@ def test_without_javascript_the_page_says_adding_needs_it(browser, live_server, 
     page.get_by_label("Username").fill("stripe-owner")
     page.get_by_label("Password").fill("demo")
     page.get_by_role("button", name="Sign in").click()
-    for path, what in (("/payment-methods/add/card/", "card"), ("/payment-methods/add/sepa/", "bank account")):
+    for path, what in (
+        ("/payment-methods/add/card/", "card"),
+        ("/payment-methods/add/sepa/", "bank account"),
+    ):
         page.goto(path)
         expect(page.get_by_text(f"Adding a {what} needs JavaScript")).to_be_visible()
         # Nothing to type a number into, nothing to submit.
