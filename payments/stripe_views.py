@@ -31,6 +31,8 @@ from .stripe_forms import StripeSetupForm
 
 # The console's URL slug → the kind of method Stripe saves.
 KINDS = {"card": PaymentMethod.Kind.CARD, "sepa": PaymentMethod.Kind.SEPA_DEBIT}
+# A kind the sandbox's pages offer that Stripe does not save here (US bank accounts).
+UNSUPPORTED = "bank"
 
 
 def stripe_collects() -> bool:
@@ -44,21 +46,27 @@ class StripeAddPaymentMethodView(ManagerPage, FormView):
     nav = "methods"
 
     def dispatch(self, request, *args, **kwargs):
-        if kwargs["kind"] not in KINDS:
+        if kwargs["kind"] not in (*KINDS, UNSUPPORTED):
             raise Http404
         self.slug = kwargs["kind"]
-        self.kind = KINDS[self.slug]
+        self.kind = KINDS.get(self.slug)
         response = super().dispatch(request, *args, **kwargs)
         # Only this page may load Stripe.js, talk to Stripe's API and show its frames.
         response._csp_config = content_security_policy(settings.SECURE_CSP)
         return response
 
     def get(self, request, *args, **kwargs):
+        if self.kind is None:
+            # The list page offers every kind; Stripe saves cards and SEPA accounts here.
+            messages.info(request, _("US bank accounts cannot be added with our payment processor."))
+            return redirect("payment_methods")
         if add_method_blocked(account_id=self.account.pk):
             return self.blocked()
         return super().get(request, *args, **kwargs)
 
     def post(self, request, *args, **kwargs):
+        if self.kind is None:
+            raise Http404
         if add_method_blocked(account_id=self.account.pk):
             return self.blocked()
         return super().post(request, *args, **kwargs)

@@ -84,7 +84,10 @@ def test_the_sepa_page_shows_the_mandate_and_there_is_no_us_bank_page(
     assert 'name="iban"' not in html
     intent = stripe_gateway.v1.setup_intents.retrieve(page.context["setup"].reference)
     assert intent.payment_method_types == ["sepa_debit"]
-    assert client.get(reverse("payment_method_add", args=["bank"])).status_code == 404
+    bank = client.get(reverse("payment_method_add", args=["bank"]), follow=True)
+    assert bank.redirect_chain == [(reverse("payment_methods"), 302)]
+    assert "US bank accounts cannot be added with our payment processor." in bank.content.decode()
+    assert client.post(reverse("payment_method_add", args=["bank"]), {}).status_code == 404
 
 
 def test_a_confirmed_setup_intent_is_kept_with_what_stripe_reads_back(client, owner, stripe_gateway):

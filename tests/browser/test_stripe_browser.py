@@ -13,11 +13,12 @@ from django.core.cache import cache
 from django.db import connections
 from playwright.sync_api import expect
 
-from accounts.models import Membership
+from accounts.models import Membership, Profile
 from invoices.models import Invoice, PaymentAttempt
 from payments.models import PaymentMethod
 from payments.services import charge_order_ids
 from tests import utils
+from tests.browser.test_axe_languages import check
 from tests.factories import AccountFactory, InvoiceFactory, MembershipFactory, UserFactory
 from tests.stripe_support import KEYS, intents_for
 
@@ -182,4 +183,33 @@ def test_without_javascript_the_page_says_adding_needs_it(browser, live_server, 
         # Nothing to type a number into, nothing to submit.
         expect(page.locator("#stripe-setup")).to_be_hidden()
         expect(page.locator("#main input:visible:not([type=hidden])")).to_have_count(0)
+    context.close()
+
+
+@pytest.mark.parametrize("language", ["en", "ja"])
+def test_the_stripe_add_pages_have_no_serious_violation(browser, live_server, owner, language, screenshots):
+    user = Membership.objects.get(account=owner).user
+    Profile.objects.create(user=user, language=language)
+    context = browser.new_context(
+        locale={"en": "en-US", "ja": "ja-JP"}[language],
+        viewport={"width": 1280, "height": 900},
+        base_url=live_server.url,
+    )
+    page = context.new_page()
+    page.goto("/sign-in/")
+    page.locator("#id_username").fill("stripe-owner")
+    page.locator("#id_password").fill("demo")
+    page.locator("form.form button[type=submit]").click()
+    expect(page).to_have_url(re.compile("/$"))
+    for kind in ("card", "sepa"):
+        page.goto(f"/payment-methods/add/{kind}/")
+        expect(page.locator("#stripe-setup button[type=submit]")).to_be_enabled()
+        check(page, f"Stripe add {kind}", language)
+        page.screenshot(path=screenshots / f"{language}-stripe-add-{kind}.png", full_page=True)
+    # With Stripe's refusal on screen.
+    page.goto("/payment-methods/add/card/")
+    _fill_card(page, DECLINED_WHEN_SAVED)
+    page.locator("#stripe-setup button[type=submit]").click()
+    expect(page.locator("#stripe-error")).to_be_visible()
+    check(page, "Stripe add card, declined", language)
     context.close()
