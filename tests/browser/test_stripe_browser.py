@@ -213,3 +213,11 @@ def test_the_stripe_add_pages_have_no_serious_violation(browser, live_server, ow
     expect(page.locator("#stripe-error")).to_be_visible()
     check(page, "Stripe add card, declined", language)
     context.close()
+
+
+def test_when_stripe_js_does_not_load_the_page_says_so(signed_in, localstripe):
+    page = signed_in
+    page.route(f"{localstripe}/js.stripe.com/**", lambda route: route.abort())
+    page.goto("/payment-methods/add/card/")
+    expect(page.locator("#stripe-error")).to_contain_text("Our payment processor cannot be reached")
+    expect(page.get_by_role("button", name="Add card")).to_be_disabled()
