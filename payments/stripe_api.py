@@ -6,6 +6,7 @@ POST /api/payment-methods/, which keeps what Stripe reads back through the same 
 """
 
 from django.utils.translation import gettext_lazy as _
+from django.views.decorators.debug import sensitive_variables
 from drf_spectacular.utils import OpenApiExample, extend_schema
 from rest_framework import exceptions, status
 from rest_framework.response import Response
@@ -27,6 +28,7 @@ from .serializers import (
 from .stripe_views import stripe_collects
 
 
+@sensitive_variables("data")
 def stripe_method_create(request, account):
     """POST /api/payment-methods/ with the Stripe gateway: the method Stripe.js saved, by its id.
     Returns the new method; every refusal counts toward the account's hourly limit."""
