@@ -15,6 +15,7 @@ from invoices.api import (
 )
 from invoices.recovery_api import StaffRecoveryReportApi
 from payments.api import ChargeOrderApi, PaymentMethodDetailApi, PaymentMethodListApi
+from payments.stripe_api import PaymentMethodSetupApi
 
 # Swagger UI's assets come from drf-spectacular-sidecar through our static files, its script from a
 # separate request (the "split" view); only its small inline stylesheet needs an exception.
@@ -25,6 +26,7 @@ urlpatterns = [
     path("auth/token/", AuthTokenApi.as_view(), name="api-auth-token"),
     path("accounts/", AccountListApi.as_view(), name="api-accounts"),
     path("payment-methods/", PaymentMethodListApi.as_view(), name="api-payment-methods"),
+    path("payment-methods/setup/", PaymentMethodSetupApi.as_view(), name="api-payment-method-setup"),
     path("payment-methods/<str:id>/", PaymentMethodDetailApi.as_view(), name="api-payment-method"),
     path("charge-order/", ChargeOrderApi.as_view(), name="api-charge-order"),
     path("invoices/", InvoiceListApi.as_view(), name="api-invoices"),

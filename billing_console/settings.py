@@ -311,6 +311,7 @@ SPECTACULAR_SETTINGS = {
         "CardKindEnum": ["card"],
         "SepaDebitKindEnum": ["sepa_debit"],
         "AchDebitKindEnum": ["ach_debit"],
+        "StripeKindEnum": ["card", "sepa_debit"],
     },
 }
 
@@ -340,6 +341,8 @@ STRIPE_PUBLISHABLE_KEY = env.str("STRIPE_PUBLISHABLE_KEY", default="").strip()
 STRIPE_WEBHOOK_SECRET = env.str("STRIPE_WEBHOOK_SECRET", default="").strip()
 STRIPE_API_BASE = env.str("STRIPE_API_BASE", default="https://api.stripe.com").strip()
 STRIPE_JS_URL = env.str("STRIPE_JS_URL", default="https://js.stripe.com/v3/").strip()
+# Who the customer authorises to debit a SEPA account: named in the mandate on the add-SEPA page.
+BILLING_COMPANY_NAME = env.str("BILLING_COMPANY_NAME", default="Billing console").strip()
 if PAYMENT_GATEWAY == "stripe":
     for _name, _prefixes in (
         ("STRIPE_SECRET_KEY", ("sk_", "rk_")),

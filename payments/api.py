@@ -22,7 +22,10 @@ from .serializers import (
     ChargeOrderOutputSerializer,
     ChargeOrderSerializer,
     PaymentMethodSerializer,
+    StripeMethodCreateSerializer,
 )
+from .stripe_api import stripe_method_create
+from .stripe_views import stripe_collects
 
 _ADD = {
     PaymentMethod.Kind.CARD: services.payment_method_add_card,
@@ -32,8 +35,9 @@ _ADD = {
 
 _CREATE_REQUEST = PolymorphicProxySerializer(
     component_name="PaymentMethodCreate",
-    serializers=list(CREATE_SERIALIZERS.values()),
-    resource_type_field_name="kind",
+    # With the Stripe gateway, a card or SEPA account is sent as its id at Stripe instead.
+    serializers=[*CREATE_SERIALIZERS.values(), StripeMethodCreateSerializer],
+    resource_type_field_name=None,
 )
 
 
@@ -65,11 +69,13 @@ class PaymentMethodListApi(ListAPIView):
         summary=_("Add a payment method"),
         description=_(
             "Card, SEPA Direct Debit (EUR) or US bank account (USD), chosen by `kind`. The details are "
-            "tokenised by the gateway and never stored or returned. A method the account already keeps "
-            "(the same card or bank account, by the gateway's fingerprint) is refused with 409, naming "
-            "it. Every set of details the gateway refuses counts toward the account's hourly limit, "
-            "shared with the console (a request refused for its form, such as a number failing its "
-            "check digit, does not); past it the answer is 429."
+            "tokenised by the gateway and never stored or returned. With the Stripe gateway the details "
+            "go to Stripe.js, never here: start with POST /api/payment-methods/setup/ and send the "
+            "`payment_method` Stripe.js saved (StripeMethodCreateRequest). A method the account already "
+            "keeps (the same card or bank account, by the gateway's fingerprint) is refused with 409, "
+            "naming it. Every set of details the gateway refuses counts toward the account's hourly "
+            "limit, shared with the console (a request refused for its form, such as a number failing "
+            "its check digit, does not); past it the answer is 429."
         ),
         request=_CREATE_REQUEST,
         responses={201: PaymentMethodSerializer, **error_responses(400, 401, 403, 404, 409, 429, 503)},
@@ -100,6 +106,11 @@ class PaymentMethodListApi(ListAPIView):
                     "account_holder": "Jane Doe",
                 },
             ),
+            OpenApiExample(
+                "Saved with Stripe.js",
+                request_only=True,
+                value={"kind": "card", "payment_method": "pm_1Q2w3E4r5T6y7U8i"},
+            ),
         ],
     )
     @sensitive_variables("details")
@@ -107,6 +118,10 @@ class PaymentMethodListApi(ListAPIView):
         account = request_account(request)
         if add_method_blocked(account_id=account.pk):
             raise AddMethodThrottled()
+        if stripe_collects():
+            method = stripe_method_create(request, account)
+            method = methods_on_file(account).get(pk=method.pk)
+            return Response(PaymentMethodSerializer(method).data, status=status.HTTP_201_CREATED)
         kind = request.data.get("kind") if isinstance(request.data, dict) else None
         serializer_class = CREATE_SERIALIZERS.get(kind) if isinstance(kind, str) else None
         if serializer_class is None:

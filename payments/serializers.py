@@ -1,4 +1,5 @@
 from django.conf import settings
+from django.core.validators import RegexValidator
 from django.utils.translation import gettext_lazy as _
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
@@ -187,3 +188,36 @@ class ChargeOrderOutputSerializer(ChargeOrderSerializer):
 
     def get_max_backups(self, order) -> int:
         return settings.BILLING_MAX_BACKUPS
+
+
+class StripeMethodCreateSerializer(_MethodCreateSerializer):
+    """A method saved with Stripe.js (the Stripe gateway): its id at Stripe, never its details.
+
+    POST /api/payment-methods/setup/ gives the client a SetupIntent to confirm with Stripe.js; the
+    PaymentMethod it saved (setupIntent.payment_method) is what is sent here."""
+
+    kind = serializers.ChoiceField(choices=[PaymentMethod.Kind.CARD, PaymentMethod.Kind.SEPA_DEBIT])
+    payment_method = StrictCharField(
+        max_length=255,
+        validators=[RegexValidator(r"^pm_[A-Za-z0-9]+\Z", _("A PaymentMethod id starts with pm_."))],
+        help_text=_(
+            "The id of the PaymentMethod Stripe.js saved (pm_…), attached to the account's customer."
+        ),
+    )
+
+
+class PaymentMethodSetupSerializer(serializers.Serializer):
+    """POST /api/payment-methods/setup/: which kind of method the client is about to save."""
+
+    kind = serializers.ChoiceField(choices=[PaymentMethod.Kind.CARD, PaymentMethod.Kind.SEPA_DEBIT])
+
+
+class PaymentMethodSetupOutputSerializer(serializers.Serializer):
+    """What a client needs to save a method with Stripe.js itself."""
+
+    kind = serializers.CharField()
+    setup_intent = serializers.CharField(help_text=_("The SetupIntent's id (seti_…)."))
+    client_secret = serializers.CharField(
+        help_text=_("For Stripe.js's confirmCardSetup / confirmSepaDebitSetup. Do not store or log it.")
+    )
+    publishable_key = serializers.CharField(help_text=_("The key to load Stripe.js with."))

@@ -33,6 +33,7 @@ from .ratelimit import (
     add_method_wait_minutes,
 )
 from .selectors import charge_order_entries
+from .stripe_views import StripeAddPaymentMethodView, stripe_collects
 
 logger = logging.getLogger(__name__)
 
@@ -217,6 +218,8 @@ class AddPaymentMethodView(AddMethodBlockedMixin, ManagerPage, FormView):
     nav = "methods"
 
     def dispatch(self, request, *args, **kwargs):
+        if stripe_collects():
+            return StripeAddPaymentMethodView.as_view()(request, *args, **kwargs)
         if kwargs["kind"] not in ADD_FORMS:
             raise Http404
         self.kind = kwargs["kind"]

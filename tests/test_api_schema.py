@@ -16,6 +16,7 @@ OPERATIONS = {
     ("/api/accounts/", "get"): {200, 401, 404},
     ("/api/payment-methods/", "get"): {200, 400, 401, 403, 404},
     ("/api/payment-methods/", "post"): {201, 400, 401, 403, 404, 409, 429, 503},
+    ("/api/payment-methods/setup/", "post"): {201, 400, 401, 403, 404, 409, 429, 503},
     ("/api/payment-methods/{id}/", "get"): {200, 400, 401, 403, 404},
     ("/api/payment-methods/{id}/", "delete"): {204, 400, 401, 403, 404},
     ("/api/charge-order/", "get"): {200, 400, 401, 403, 404},

@@ -34,6 +34,8 @@ ST = Path(sys.executable).with_name("st")
 BUSINESS_RULE_400 = [
     "auth_token_create",
     "payment_methods_create",
+    # With the sandbox gateway there is no SetupIntent to start: a 409.
+    "payment_methods_setup",
     "charge_order_update",
     "invoices_pay",
     "staff_invoices_issue",
