@@ -178,6 +178,12 @@ CASES = [
         _staff_invoice,
     ),
     Case(
+        "staff recovery report",
+        "get",
+        lambda w: "/api/staff/recovery/?currency=USD",
+        {"owner": 403, "viewer": 403, "other": 403, "staff": 200, "anonymous": 401},
+    ),
+    Case(
         "schema",
         "get",
         lambda w: "/api/schema/",

@@ -26,6 +26,7 @@ OPERATIONS = {
     ("/api/invoices/{id}/attempts/", "get"): {200, 400, 401, 403, 404},
     ("/api/invoices/{id}/pay/", "post"): {200, 202, 400, 401, 403, 404, 409, 500},
     ("/api/staff/invoices/", "post"): {200, 201, 400, 401, 403, 409},
+    ("/api/staff/recovery/", "get"): {200, 400, 401, 403},
 }
 
 
