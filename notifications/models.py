@@ -13,6 +13,7 @@ class SentEmail(models.Model):
         ACCOUNT_SUSPENDED = "account_suspended", _("Account suspended")
         METHOD_EXPIRING = "method_expiring", _("Payment method expiring soon")
         SECURITY_NOTICE = "security_notice", _("Payment settings changed")
+        INVITATION = "invitation", _("Invitation to join an account")
 
     class Status(models.TextChoices):
         QUEUED = "queued", _("Queued")
