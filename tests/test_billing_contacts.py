@@ -196,3 +196,11 @@ def test_the_api_shows_only_the_callers_account(account, owner):
     api = _api(MembershipFactory(account=AccountFactory(billing_email="b@other.example")).user)
     assert api.get(URL).json()["billing_email"] == "b@other.example"
     assert api.get(URL, HTTP_X_ACCOUNT=str(account.pk)).status_code == 404
+
+
+def test_the_activity_log_shows_the_addresses_before_and_after(client, account, owner):
+    _set(account, owner, recipients=["finance@acme.example"])
+    client.force_login(owner)
+    page = client.get("/activity/").content.decode()
+    assert "Billing contacts changed" in page
+    assert "ap@acme.example → ap@acme.example, finance@acme.example" in page

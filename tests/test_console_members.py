@@ -125,3 +125,13 @@ def test_an_owner_leaving_lands_on_the_dashboard(client, owner, account):
     client.force_login(owner.user)
     response = client.post(f"{URL}{owner.pk}/", {"action": "remove"})
     assert response.status_code == 302 and response["Location"] == "/"
+
+
+def test_the_activity_log_names_the_member_and_the_roles(client, owner, viewer):
+    client.force_login(owner.user)
+    client.post(f"{URL}{viewer.pk}/", {"action": "role", "role": "billing"})
+    client.post(URL, {"email": "new@acme.example", "role": "owner"})
+    page = " ".join(client.get("/activity/").content.decode().split())
+    assert "Member&#x27;s role changed" in page or "Member's role changed" in page
+    assert "vic@example.com: Viewer → Billing" in page
+    assert "new@acme.example (Owner)" in page

@@ -121,6 +121,21 @@ CASES = {
             "/payment-methods/",
         ],
     ),
+    Kind.INVITATION: (
+        {
+            "invitation_id": 42,
+            "role": "billing",
+            "inviter": {"name": "Jane Doe", "email": "jane@customer.example", "staff": False},
+            "expires_at": "2026-12-03T04:50:00+00:00",
+        },
+        [
+            "Jane Doe invited you to join Smith & Co in the billing console as Billing.",
+            "Billing members manage payment methods and pay invoices.",
+            "/invitations/42:",
+            "Dec. 3, 2026",
+            "works once",
+        ],
+    ),
 }
 
 
@@ -310,6 +325,10 @@ def test_every_link_opens_the_console_in_the_emails_account(kind, strict_templat
         links = re.findall(re.escape(django_settings.SITE_URL) + r"/[^\s\"<]*", part)
         assert links
         for link in links:
-            assert re.search(r"\?account=7(#method-\d+)?$", link), link
+            if kind == Kind.INVITATION:
+                # The invited person is no member yet: the link names the invitation, not the account.
+                assert re.search(r"/invitations/42:[\w-]+/$", link), link
+            else:
+                assert re.search(r"\?account=7(#method-\d+)?$", link), link
     if kind == Kind.METHOD_EXPIRING:
         assert f"{django_settings.SITE_URL}/payment-methods/?account=7#method-7" in rendered.text
