@@ -38,7 +38,7 @@ def test_an_owner_sees_the_members_and_invites_a_person(
     client.force_login(owner.user)
     with django_assert_max_num_queries(12):
         page = client.get(URL).content.decode()
-    assert "vic@example.com" in page and 'id="role-%d"' % viewer.pk in page
+    assert "vic@example.com" in page and f'id="role-{viewer.pk}"' in page
     mail.outbox.clear()
     with django_capture_on_commit_callbacks(execute=True):
         response = client.post(URL, {"email": "new@acme.example", "role": "viewer"}, follow=True)

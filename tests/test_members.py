@@ -62,6 +62,10 @@ def emails(django_capture_on_commit_callbacks):
     return run
 
 
+def _about(*, days: int):
+    return pytest.approx(timezone.now() + datetime.timedelta(days=days), abs=datetime.timedelta(minutes=1))
+
+
 def _invite(account, owner, email="new@acme.example", role=Membership.Role.BILLING):
     return members.invitation_create(account=account, actor=owner, email=email, role=role)
 
@@ -83,7 +87,7 @@ def _actions(account) -> list[str]:
 
 def test_an_invitation_emails_a_link_in_the_inviters_language_and_tells_the_owners(account, owner, emails):
     invitation, sent = emails(lambda: _invite(account, owner))
-    assert invitation.expires_at == pytest.approx(timezone.now() + datetime.timedelta(days=7), abs=datetime.timedelta(minutes=1))
+    assert invitation.expires_at == _about(days=7)
     [invitation_email] = [m for m in sent if m.to == ["new@acme.example"]]
     assert invitation_email.subject == "You are invited to join Acme in the billing console"
     assert "Olga invited you to join Acme in the billing console as Billing." in invitation_email.body
@@ -204,7 +208,7 @@ def test_an_expired_invitation_is_refused(client, account, owner):
 def test_the_expiry_is_a_setting(account, owner, settings):
     settings.INVITATION_EXPIRY_DAYS = 2
     invitation = _invite(account, owner)
-    assert invitation.expires_at == pytest.approx(timezone.now() + datetime.timedelta(days=2), abs=datetime.timedelta(minutes=1))
+    assert invitation.expires_at == _about(days=2)
 
 
 def test_a_used_invitation_is_refused(client, account, owner):
