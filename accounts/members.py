@@ -200,7 +200,10 @@ def invitation_accept(*, invitation: Invitation, user, request=None) -> Membersh
 def invitation_accept_new_user(*, invitation: Invitation, password: str, request=None) -> Membership:
     """Create the invited person's user (their email is their username) and accept for them.
 
-    The caller checks the password against the password validators first."""
+    The caller checks the password against the password validators first. Under the account's row
+    lock, so of two such requests at once the second finds the user made and is refused."""
+    _lock_account(invitation.account)
+    invitation.refresh_from_db()
     if invitation_refusal(invitation):
         raise MemberChangeError(invitation_refusal(invitation))
     User = get_user_model()

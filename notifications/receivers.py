@@ -1,5 +1,7 @@
 """Emails for what accounts announces (accounts/signals.py), connected in NotificationsConfig.ready()."""
 
+from django.contrib.auth import get_user_model
+
 from accounts.models import AuditEvent, Invitation
 from accounts.signals import account_access_changed, invitation_created
 
@@ -53,14 +55,26 @@ def account_access_security_notice(sender, *, event: AuditEvent, request=None, n
     )
 
 
+def _invitee_language(invitation: Invitation, fallback: str) -> str:
+    """The language the invited person chose here, if they have a user already; else ``fallback``."""
+    user = (
+        get_user_model()
+        .objects.filter(email__iexact=invitation.email, is_active=True)
+        .select_related("profile")
+        .first()
+    )
+    return (_profile_language(user) if user is not None else "") or fallback
+
+
 def invitation_email(sender, *, invitation: Invitation, language: str, **kwargs):
-    """The invitation, to the address invited, in the inviter's language. The link is made when the
-    email is sent (``rendering``), from the invitation's id: the stored email holds no link."""
+    """The invitation, to the address invited, in their language if they chose one here, else the
+    inviter's. The link is made when the email is sent (``rendering``), from the invitation's id:
+    the stored email holds no link."""
     notification_queue(
         account=invitation.account,
         kind=SentEmail.Kind.INVITATION,
         event_key=f"invitation:{invitation.pk}",
-        recipients={invitation.email: email_language(language)},
+        recipients={invitation.email: email_language(_invitee_language(invitation, language))},
         context={
             "invitation_id": invitation.pk,
             "role": invitation.role,

@@ -393,3 +393,10 @@ def test_two_owners_removing_each_other_at_once_leave_one(account, owner):
         thread.join()
     assert sorted(outcomes) == ["refused", "removed"]
     assert Membership.objects.filter(account=account, role=Membership.Role.OWNER).count() == 1
+
+
+def test_an_existing_user_gets_the_invitation_in_their_own_language(account, owner, emails):
+    ProfileFactory(user=UserFactory(username="nina", email="new@acme.example"), language="ja")
+    _invitation, sent = emails(lambda: _invite(account, owner))
+    [invitation_email] = [m for m in sent if m.to == ["new@acme.example"]]
+    assert "招待" in invitation_email.subject
