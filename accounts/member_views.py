@@ -8,10 +8,12 @@ from django.core.exceptions import PermissionDenied
 from django.http import Http404
 from django.shortcuts import redirect, render
 from django.urls import reverse, reverse_lazy
+from django.utils.decorators import method_decorator
 from django.utils.http import urlencode
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from django.views import View
+from django.views.decorators.debug import sensitive_post_parameters
 from django.views.generic import FormView, TemplateView
 
 from core.views import MemberPage
@@ -159,6 +161,7 @@ class InvitationCancelView(MemberPage, View):
         return redirect("members")
 
 
+@method_decorator(sensitive_post_parameters("password1", "password2"), name="dispatch")
 class InvitationAcceptView(View):
     """The link in an invitation email. Signed in as the invited address: an Accept button.
     Signed out: sign in first, or, for an address with no user yet, choose a password."""
