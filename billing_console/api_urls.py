@@ -6,6 +6,13 @@ from django.views.decorators.csp import csp_override
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
 from accounts.api import AccountListApi, AuthTokenApi
+from accounts.member_api import (
+    BillingContactsApi,
+    InvitationDetailApi,
+    InvitationListApi,
+    MemberDetailApi,
+    MemberListApi,
+)
 from invoices.api import (
     InvoiceAttemptListApi,
     InvoiceDetailApi,
@@ -25,6 +32,11 @@ _docs_csp = {**settings.SECURE_CSP, "style-src": [*settings.SECURE_CSP["style-sr
 urlpatterns = [
     path("auth/token/", AuthTokenApi.as_view(), name="api-auth-token"),
     path("accounts/", AccountListApi.as_view(), name="api-accounts"),
+    path("account/billing-contacts/", BillingContactsApi.as_view(), name="api-billing-contacts"),
+    path("members/", MemberListApi.as_view(), name="api-members"),
+    path("members/<str:id>/", MemberDetailApi.as_view(), name="api-member"),
+    path("invitations/", InvitationListApi.as_view(), name="api-invitations"),
+    path("invitations/<str:id>/", InvitationDetailApi.as_view(), name="api-invitation"),
     path("payment-methods/", PaymentMethodListApi.as_view(), name="api-payment-methods"),
     path("payment-methods/setup/", PaymentMethodSetupApi.as_view(), name="api-payment-method-setup"),
     path("payment-methods/<str:id>/", PaymentMethodDetailApi.as_view(), name="api-payment-method"),

@@ -198,6 +198,10 @@ SIGNIN_FAILURE_WINDOW_SECONDS = _int("SIGNIN_FAILURE_WINDOW_SECONDS", 900, minim
 PASSWORD_RESET_TIMEOUT = _int("PASSWORD_RESET_TIMEOUT", 60 * 60 * 3, minimum=300)
 # Password reset emails sent to one address per hour; more requests send nothing.
 PASSWORD_RESET_EMAILS_PER_HOUR = _int("PASSWORD_RESET_EMAILS_PER_HOUR", 3, minimum=1)
+# How long an invitation link to join an account works, and how many further addresses (besides
+# the billing email) may receive an account's invoice and payment emails.
+INVITATION_EXPIRY_DAYS = _int("INVITATION_EXPIRY_DAYS", 7, minimum=1)
+BILLING_MAX_RECIPIENTS = _int("BILLING_MAX_RECIPIENTS", 5, minimum=0)
 
 LANGUAGE_CODE = "en"
 LANGUAGES = [("en", "English"), ("ja", "日本語")]

@@ -13,14 +13,16 @@ class SentEmail(models.Model):
         ACCOUNT_SUSPENDED = "account_suspended", _("Account suspended")
         METHOD_EXPIRING = "method_expiring", _("Payment method expiring soon")
         SECURITY_NOTICE = "security_notice", _("Payment settings changed")
+        INVITATION = "invitation", _("Invitation to join an account")
 
     class Status(models.TextChoices):
         QUEUED = "queued", _("Queued")
         SENT = "sent", _("Sent")
         FAILED = "failed", _("Failed")
 
-    # Security and failed-payment notices reach every recipient, whatever their preferences.
-    ALWAYS_SENT = (Kind.SECURITY_NOTICE, Kind.ALL_FAILED, Kind.ACCOUNT_SUSPENDED)
+    # Security and failed-payment notices reach every recipient, whatever their preferences; an
+    # invitation goes to a person who has no preferences here yet.
+    ALWAYS_SENT = (Kind.SECURITY_NOTICE, Kind.ALL_FAILED, Kind.ACCOUNT_SUSPENDED, Kind.INVITATION)
 
     account = models.ForeignKey(Account, on_delete=models.PROTECT, related_name="sent_emails")
     kind = models.CharField(_("kind"), max_length=32, choices=Kind)

@@ -24,6 +24,7 @@ from django.template.loader import get_template
 from django.urls import reverse
 from django.utils.http import urlencode
 
+from accounts.members import invitation_token
 from core.money import format_money
 
 from .models import SentEmail
@@ -76,6 +77,9 @@ def _paths(context: dict, account_id: int | None) -> dict[str, str]:
     }
     if context.get("invoice_id") is not None:
         paths["invoice_path"] = reverse("invoice_detail", args=[context["invoice_id"]]) + query
+    if context.get("invitation_id") is not None:
+        # Made now, not stored: the outbox (shown in admin) must not hold a working link.
+        paths["accept_path"] = reverse("invitation_accept", args=[invitation_token(context["invitation_id"])])
     return paths
 
 

@@ -94,9 +94,10 @@ def _recipients(*, account: Account, kind: str, members, roles) -> dict[str, str
             opted_out.add(address.lower())
         elif member.role in roles:
             languages[address] = language_of[address.lower()]
-    billing = account.billing_email
-    if kind != SentEmail.Kind.SECURITY_NOTICE and billing and billing.lower() not in opted_out:
-        languages.setdefault(billing, language_of.get(billing.lower(), settings.LANGUAGE_CODE))
+    if kind != SentEmail.Kind.SECURITY_NOTICE:
+        for billing in [account.billing_email, *(account.billing_recipients or [])]:
+            if billing and billing.lower() not in opted_out:
+                languages.setdefault(billing, language_of.get(billing.lower(), settings.LANGUAGE_CODE))
     for address in [a for a in languages if a.lower() in opted_out]:
         del languages[address]  # the same person under two memberships: their "no" wins
     return dict(sorted(languages.items()))
@@ -104,8 +105,9 @@ def _recipients(*, account: Account, kind: str, members, roles) -> dict[str, str
 
 def recipients_for(*, account: Account, kind: str, roles=BILLING_ROLES) -> dict[str, str]:
     """``{address: language}`` for an email of ``kind``: the members in ``roles`` and, except for
-    security notices, the account's billing address. A member who opted out of optional emails gets
-    only security and failed-payment notices, also when their address is the billing address."""
+    security notices, the account's billing address and its further billing recipients. A member who
+    opted out of optional emails gets only security and failed-payment notices, also when their
+    address is a billing address."""
     members = _members_by_account([account.pk]).get(account.pk, [])
     return _recipients(account=account, kind=kind, members=members, roles=roles)
 

@@ -4,15 +4,18 @@ Pages a signed-out visitor sees (sign-in, password reset, not found) and every p
 owner, with a flash message and a form error on screen where a page can show one.
 """
 
+import datetime
 import re
 
 import pytest
 from axe_playwright_python.sync_playwright import Axe
 from django.conf import settings
 from django.core.cache import cache
+from django.utils import timezone
 from playwright.sync_api import expect
 
-from accounts.models import Membership, Profile
+from accounts.members import invitation_token
+from accounts.models import Invitation, Membership, Profile
 from invoices.models import Invoice
 from payments.ratelimit import add_method_failure_record
 from tests.factories import AccountFactory, InvoiceFactory, MembershipFactory, UserFactory
@@ -54,7 +57,26 @@ def test_every_page_has_no_serious_violation(browser, live_server, owner, langua
         base_url=live_server.url,
     )
     page = context.new_page()
-    for path in ("/sign-in/", "/password-reset/", "/password-reset/sent/", "/no-such-page/"):
+    # An invitation for a person with no user yet (choosing a password), and one already used.
+    invited, used = (
+        Invitation.objects.create(
+            account=user.memberships.get().account,
+            email=email,
+            role=Membership.Role.BILLING,
+            invited_by=user,
+            expires_at=timezone.now() + datetime.timedelta(days=7),
+            accepted_at=accepted_at,
+        )
+        for email, accepted_at in (("new@acme.example", None), ("old@acme.example", timezone.now()))
+    )
+    for path in (
+        "/sign-in/",
+        "/password-reset/",
+        "/password-reset/sent/",
+        "/no-such-page/",
+        f"/invitations/{invitation_token(invited.pk)}/",
+        f"/invitations/{invitation_token(used.pk)}/",
+    ):
         page.goto(path)
         check(page, path, language)
     # On a tall screen and on a phone, where the language menu no longer sits on the dark band.
@@ -88,6 +110,8 @@ def test_every_page_has_no_serious_violation(browser, live_server, owner, langua
         f"/invoices/{invoice.pk}/",
         "/activity/",
         "/settings/",
+        "/settings/billing-contacts/",
+        "/settings/members/",
     ]
     for path in pages:
         page.goto(path)
@@ -130,7 +154,15 @@ def test_every_page_has_no_serious_violation(browser, live_server, owner, langua
 
     # Phones: nothing scrolls sideways, the language menu included.
     page.set_viewport_size({"width": 390, "height": 844})
-    for path in ("/", "/payment-methods/", "/invoices/", f"/invoices/{invoice.pk}/", "/settings/"):
+    for path in (
+        "/",
+        "/payment-methods/",
+        "/invoices/",
+        f"/invoices/{invoice.pk}/",
+        "/settings/",
+        "/settings/billing-contacts/",
+        "/settings/members/",
+    ):
         page.goto(path)
         width = page.evaluate("document.documentElement.scrollWidth")
         assert width <= 390, f"{path} in {language} scrolls sideways on a phone ({width}px)"
