@@ -116,6 +116,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "accounts.middleware.CurrentAccountMiddleware",
+    "notifications.site.RequestSiteMiddleware",
     "billing_console.middleware.MemberPreferencesMiddleware",
 ]
 
@@ -198,6 +199,9 @@ SIGNIN_FAILURE_WINDOW_SECONDS = _int("SIGNIN_FAILURE_WINDOW_SECONDS", 900, minim
 PASSWORD_RESET_TIMEOUT = _int("PASSWORD_RESET_TIMEOUT", 60 * 60 * 3, minimum=300)
 # Password reset emails sent to one address per hour; more requests send nothing.
 PASSWORD_RESET_EMAILS_PER_HOUR = _int("PASSWORD_RESET_EMAILS_PER_HOUR", 3, minimum=1)
+# One member's changes to payment settings within this many seconds of the first make one
+# security notice, sent when the window closes (send_notifications); 0 sends one per change.
+SECURITY_NOTICE_WINDOW_SECONDS = _int("SECURITY_NOTICE_WINDOW_SECONDS", 600, minimum=0)
 
 LANGUAGE_CODE = "en"
 LANGUAGES = [("en", "English"), ("ja", "日本語")]

@@ -1,15 +1,19 @@
 """Security notices: every change to the methods or the charge order tells the owners who changed
 what, when and from where, so a hijacked session cannot quietly redirect payments."""
 
+import datetime
 import json
 import re
 from html.parser import HTMLParser
 
 import pytest
+from django.conf import settings
 from django.urls import reverse
+from django.utils import timezone
 
 from accounts.models import Membership
 from notifications.models import SentEmail
+from notifications.services import notification_deliver_due
 from payments.services import (
     ChargeOrderError,
     charge_order_ids,
@@ -62,13 +66,15 @@ def ranked(account):
 
 @pytest.fixture
 def sent(mailoutbox, django_capture_on_commit_callbacks):
-    """Run a change and return the security notices it sent (the emails leave on commit)."""
+    """Run a change and return the security notices it sent once their window closed."""
 
     def sent(change):
         before = SentEmail.objects.filter(kind=SentEmail.Kind.SECURITY_NOTICE).count()
         mailoutbox.clear()
         with django_capture_on_commit_callbacks(execute=True):
             result = change()
+        window = datetime.timedelta(seconds=settings.SECURITY_NOTICE_WINDOW_SECONDS)
+        notification_deliver_due(now=timezone.now() + window)
         notices = SentEmail.objects.filter(kind=SentEmail.Kind.SECURITY_NOTICE)
         assert notices.count() - before == len([m for m in mailoutbox if "Security notice" in m.subject])
         return result, [m for m in mailoutbox if "Security notice" in m.subject]
