@@ -228,6 +228,15 @@ STORAGES = {
 
 
 # Email: the console backend in development, SMTP (or a file drop) through EMAIL_URL.
+def _mail_folder(raw: str) -> str:
+    """The folder of ``filemail://<path>``: ``filemail:///srv/mail`` is the absolute /srv/mail
+    (django-environ would drop its leading slash), ``filemail://mail`` is ``mail`` beside
+    manage.py, and ``filemail://`` is ``sent-emails`` beside it."""
+    split = urllib.parse.urlsplit(raw)
+    path = urllib.parse.unquote(split.netloc + split.path)
+    return str(BASE_DIR / (path or "sent-emails"))  # an absolute path stays itself
+
+
 def _mailer(name: str, default: str) -> dict:
     raw = env.str(name, default=default)
     try:
@@ -248,7 +257,9 @@ def _mailer(name: str, default: str) -> dict:
             "timeout": 10,
         }
     elif backend.endswith("filebased.EmailBackend"):
-        options = {"file_path": config.get("EMAIL_FILE_PATH") or str(BASE_DIR / "sent-emails")}
+        options = {"file_path": _mail_folder(raw)}
+    elif backend.endswith("console.EmailBackend"):
+        backend, options = "core.mail.ReadableConsoleBackend", {}
     else:
         options = {}
     return {"BACKEND": backend, "OPTIONS": options}
