@@ -2,7 +2,7 @@
 
 from django.utils.translation import gettext_lazy as _
 from django.views.decorators.debug import sensitive_variables
-from drf_spectacular.utils import OpenApiExample, PolymorphicProxySerializer, extend_schema
+from drf_spectacular.utils import OpenApiExample, extend_schema
 from rest_framework import exceptions, status
 from rest_framework.generics import ListAPIView
 from rest_framework.response import Response
@@ -10,7 +10,7 @@ from rest_framework.views import APIView
 
 from accounts.api_access import ACCOUNT_PERMISSIONS, AccountScopedSchema, request_account
 from accounts.selectors import get_for_account, scoped
-from core.api import error_responses, id_parameter
+from core.api import error_responses, id_parameter, one_kind_of
 
 from . import services
 from .api_errors import AddMethodThrottled
@@ -18,6 +18,7 @@ from .gateways.base import InvalidPaymentDetails
 from .models import ChargeOrderEntry, PaymentMethod
 from .ratelimit import add_method_blocked, add_method_failure_record
 from .serializers import (
+    CREATE_SERIALIZER_CLASSES,
     CREATE_SERIALIZERS,
     ChargeOrderOutputSerializer,
     ChargeOrderSerializer,
@@ -30,11 +31,7 @@ _ADD = {
     PaymentMethod.Kind.ACH_DEBIT: services.payment_method_add_ach_debit,
 }
 
-_CREATE_REQUEST = PolymorphicProxySerializer(
-    component_name="PaymentMethodCreate",
-    serializers=list(CREATE_SERIALIZERS.values()),
-    resource_type_field_name="kind",
-)
+_CREATE_REQUEST = one_kind_of("PaymentMethodCreate", CREATE_SERIALIZER_CLASSES)
 
 
 def methods_on_file(account):
