@@ -94,7 +94,9 @@ def _same_page_elsewhere(request, next_url: str) -> str:
         return dashboard
     if match.url_name == "switch_account" or "pk" in match.kwargs:
         return dashboard
-    query = urlencode([(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k not in ("account", "page")])
+    query = urlencode(
+        [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k not in ("account", "page")]
+    )
     return parts.path + (f"?{query}" if query else "")
 
 

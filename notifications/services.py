@@ -283,7 +283,9 @@ def notification_deliver(*, email_id: int) -> bool:
     return notification_deliver_many(email_ids=[email_id]) == 1
 
 
-def notification_deliver_due(*, now: datetime.datetime | None = None, batch_size: int = 100, stop=None) -> int:
+def notification_deliver_due(
+    *, now: datetime.datetime | None = None, batch_size: int = 100, stop=None
+) -> int:
     """Send every queued email that is due: each batched email whose window has closed, and any
     email queued for sending on commit that was not sent (its process ended first). Returns how
     many were sent. Safe to run in several processes at once: each email is claimed before it is

@@ -45,6 +45,8 @@ def test_the_development_console_prints_the_text_part_readably():
     printed = send(DEBUG="1").stdout  # DEBUG on: consolemail:// by default
     assert "To: olga@smith.example" in printed
     assert "Subject: Security notice: the charge order of Smith & Co changed" in printed
-    assert "Primary: Visa •••• 4242 — a line long enough that a raw MIME message would cut it in two." in printed
+    assert (
+        "Primary: Visa •••• 4242 — a line long enough that a raw MIME message would cut it in two." in printed
+    )
     assert "[text/html part: 30 characters]" in printed
     assert "=E2=80=A2" not in printed and "Content-Transfer-Encoding" not in printed

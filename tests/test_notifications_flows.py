@@ -13,8 +13,8 @@ from accounts.models import Account, Membership
 from invoices.models import Invoice
 from invoices.settlement import settlement_run
 from notifications.models import SentEmail
-from notifications.services import notification_deliver_due
 from notifications.rendering import render_email
+from notifications.services import notification_deliver_due
 from payments.expiry import Outcome, expiry_reminder_send
 from payments.services import payment_method_remove
 from tests import utils

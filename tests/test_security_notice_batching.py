@@ -96,11 +96,15 @@ def test_twelve_reorders_in_three_minutes_are_one_notice_listing_each(
     body = message.body
     assert "12 changes were made, in this order:" in body
     assert "Who: Bea Baker (bea@acme.example)" in body
-    numbered = re.findall(r"^(\d+)\. The order in which your payment methods are charged changed\.$", body, re.M)
+    numbered = re.findall(
+        r"^(\d+)\. The order in which your payment methods are charged changed\.$", body, re.M
+    )
     assert numbered == [str(n) for n in range(1, 13)]
     # Each change keeps its own time: the first at 9:00, the last at 9:02:45.
     times = re.findall(r"When: (.+) \(UTC\)", body)
-    assert len(times) == 12 and times[0] == "Nov. 26, 2026, 9 a.m." and times[-1] == "Nov. 26, 2026, 9:02 a.m."
+    assert (
+        len(times) == 12 and times[0] == "Nov. 26, 2026, 9 a.m." and times[-1] == "Nov. 26, 2026, 9:02 a.m."
+    )
     html = message.alternatives[0].content
     assert html.count("<li ") == 12 and "Bea Baker" in html
 
@@ -130,7 +134,9 @@ def test_a_change_by_another_member_gets_its_own_notice(
     assert olga.subject == "Security notice: the charge order of Acme changed"  # one change, as before
 
 
-def test_a_change_after_the_window_starts_a_new_notice(account, owner, billing_member, methods, clock, mailoutbox):
+def test_a_change_after_the_window_starts_a_new_notice(
+    account, owner, billing_member, methods, clock, mailoutbox
+):
     order = swap(account, billing_member, methods)
     clock.move_to(FIRST_CHANGE + WINDOW)
     swap(account, billing_member, order)  # the window has closed, even though nothing was sent yet
@@ -155,7 +161,9 @@ def test_a_change_rolled_back_is_not_reported(account, owner, billing_member, me
     assert message.subject == "Security notice: the charge order of Acme changed"  # one change, not two
 
 
-def test_an_email_whose_send_on_commit_never_ran_is_sent_by_the_run(account, owner, methods, settings, mailoutbox):
+def test_an_email_whose_send_on_commit_never_ran_is_sent_by_the_run(
+    account, owner, methods, settings, mailoutbox
+):
     """Without a window a notice is sent on commit; had its process died first, the run sends it."""
     settings.SECURITY_NOTICE_WINDOW_SECONDS = 0
     swap(account, owner, methods)  # the test's transaction never commits: nothing was sent

@@ -163,12 +163,18 @@ class PaymentAttemptInline(ReadOnlyAdminMixin, admin.TabularInline):
         if not obj.method:
             return "-"
         rank = position_label(obj.position, unranked=NOT_IN_ORDER)
-        return format_html('<span class="quiet">{}</span><br>{}', rank, admin_link(obj.method, obj.method.label))
+        return format_html(
+            '<span class="quiet">{}</span><br>{}', rank, admin_link(obj.method, obj.method.label)
+        )
 
     @admin.display(description=gettext_lazy("outcome"))
     def outcome(self, obj):
         if obj.decline_code:
-            why = f"{obj.decline_code} ({obj.get_decline_class_display()})" if obj.decline_class else obj.decline_code
+            why = (
+                f"{obj.decline_code} ({obj.get_decline_class_display()})"
+                if obj.decline_class
+                else obj.decline_code
+            )
         else:
             why = obj.get_skip_reason_display() if obj.skip_reason else ""
         if not why:
