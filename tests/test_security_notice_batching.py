@@ -8,9 +8,11 @@ import pytest
 import time_machine
 from django.core.management import call_command
 from django.db import transaction
+from django.utils import translation
 
 from accounts.models import Membership
 from notifications.models import SentEmail
+from notifications.rendering import render_email
 from notifications.services import notification_deliver_due
 from payments.services import charge_order_set
 from tests.factories import (
@@ -105,6 +107,7 @@ def test_twelve_reorders_in_three_minutes_are_one_notice_listing_each(
     assert (
         len(times) == 12 and times[0] == "Nov. 26, 2026, 9 a.m." and times[-1] == "Nov. 26, 2026, 9:02 a.m."
     )
+    assert "If you did not expect these changes" in body
     html = message.alternatives[0].content
     assert html.count("<li ") == 12 and "Bea Baker" in html
 
@@ -113,6 +116,10 @@ def test_twelve_reorders_in_three_minutes_are_one_notice_listing_each(
     assert len(notices(mailoutbox)) == 1
     [email] = SentEmail.objects.filter(kind=SentEmail.Kind.SECURITY_NOTICE)
     assert email.status == SentEmail.Status.SENT and len(email.context["changes"]) == 12
+    with translation.override("ja"):
+        japanese = render_email(kind=email.kind, context=email.context, account_name="Acme")
+    assert japanese.subject == "【セキュリティのお知らせ】Acme のお支払い設定が 12 件変更されました"
+    assert "次の 12 件の変更が、この順に行われました" in japanese.text
 
 
 def test_a_change_by_another_member_gets_its_own_notice(
