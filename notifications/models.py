@@ -36,6 +36,14 @@ class SentEmail(models.Model):
     context = models.JSONField(_("context"), default=dict, blank=True)
     status = models.CharField(_("status"), max_length=16, choices=Status, default=Status.QUEUED)
     error = models.CharField(_("error"), max_length=300, blank=True)
+    # A batched email (security notices: one member's changes within a few minutes) collects the
+    # events of one ``batch_key`` until ``deliver_after``, when the send_notifications run sends it.
+    # An email sent on commit has neither.
+    batch_key = models.CharField(_("batch"), max_length=200, blank=True, default="")
+    deliver_after = models.DateTimeField(_("deliver after"), null=True, blank=True)
+    # The console's address its links start with: where the request that caused it came to, or
+    # SITE_URL for one caused outside a request (a settlement run, a reminder). Empty: SITE_URL.
+    site_url = models.CharField(_("site address"), max_length=200, blank=True, default="")
     created_at = models.DateTimeField(_("created"), auto_now_add=True)
     sent_at = models.DateTimeField(_("sent"), null=True, blank=True)
 
@@ -43,6 +51,10 @@ class SentEmail(models.Model):
         verbose_name = _("sent email")
         verbose_name_plural = _("sent emails")
         ordering = ["-created_at", "-pk"]
+        indexes = [
+            models.Index(fields=["status", "deliver_after"], name="sentemail_due"),
+            models.Index(fields=["batch_key", "status"], name="sentemail_batch"),
+        ]
 
     def __str__(self):
         return f"{self.get_kind_display()} → {', '.join(self.recipients)}"

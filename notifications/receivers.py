@@ -1,8 +1,12 @@
 """Emails for what accounts announces (accounts/signals.py), connected in NotificationsConfig.ready()."""
 
-from django.contrib.auth import get_user_model
+import datetime
 
-from accounts.models import AuditEvent, Invitation
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.db import transaction
+
+from accounts.models import Account, AuditEvent, Invitation
 from accounts.signals import account_access_changed, invitation_created
 
 from .models import SentEmail
@@ -11,6 +15,7 @@ from .services import (
     _profile_language,
     actor_context,
     email_language,
+    notification_batch,
     notification_queue,
     recipients_for,
     request_channel,
@@ -26,33 +31,42 @@ def _contacts_text(contacts: dict | None) -> str:
 def account_access_security_notice(sender, *, event: AuditEvent, request=None, notify_also=(), **kwargs):
     """Tell the owners (and a member demoted or removed) who changed the members or billing
     contacts, what, when and from where: a hijacked session must not quietly take an account over
-    or redirect its invoices."""
-    account = event.account
-    recipients = recipients_for(account=account, kind=SentEmail.Kind.SECURITY_NOTICE, roles=OWNER_ROLES)
-    for user in notify_also:
-        if user.email and user.is_active:
-            recipients.setdefault(user.email, email_language(_profile_language(user)))
+    or redirect its invoices.
+
+    The change joins its author's security notice still collecting (``notification_batch``, as
+    payment-method changes do), so one member's changes within the window make one email. A notice
+    that also goes to the member it concerns is that member's alone, and is never merged."""
     before, after = event.before or {}, event.after or {}
     contacts = event.action == AuditEvent.Action.BILLING_CONTACTS_CHANGED
-    notification_queue(
-        account=account,
-        kind=SentEmail.Kind.SECURITY_NOTICE,
-        event_key=f"security:{event.pk}",
-        recipients=recipients,
-        context={
-            "action": event.action,
-            "member": after.get("member") or before.get("member") or "",
-            "role_before": before.get("role") or "",
-            "role_after": after.get("role") or "",
-            "contacts_before": _contacts_text(before) if contacts else "",
-            "contacts_after": _contacts_text(after) if contacts else "",
-            "order_changed": False,
-            "actor": actor_context(event.actor),
-            "occurred_at": event.created_at.replace(microsecond=0).isoformat(),
-            "ip_address": event.ip_address or "",
-            "via": request_channel(request),
-        },
-    )
+    with transaction.atomic():
+        # Announced on commit: lock the account again, which serialises the batch as payments does.
+        account = Account.objects.select_for_update().get(pk=event.account_id)
+        recipients = recipients_for(account=account, kind=SentEmail.Kind.SECURITY_NOTICE, roles=OWNER_ROLES)
+        for user in notify_also:
+            if user.email and user.is_active:
+                recipients.setdefault(user.email, email_language(_profile_language(user)))
+        author = event.actor_id or "system"
+        notification_batch(
+            account=account,
+            kind=SentEmail.Kind.SECURITY_NOTICE,
+            batch_key=f"security:{account.pk}:{author}" + (f":{event.pk}" if notify_also else ""),
+            event_key=f"security:{event.pk}",
+            recipients=recipients,
+            window=datetime.timedelta(seconds=settings.SECURITY_NOTICE_WINDOW_SECONDS),
+            shared={"actor": actor_context(event.actor)},
+            change={
+                "action": event.action,
+                "member": after.get("member") or before.get("member") or "",
+                "role_before": before.get("role") or "",
+                "role_after": after.get("role") or "",
+                "contacts_before": _contacts_text(before) if contacts else "",
+                "contacts_after": _contacts_text(after) if contacts else "",
+                "order_changed": False,
+                "occurred_at": event.created_at.replace(microsecond=0).isoformat(),
+                "ip_address": event.ip_address or "",
+                "via": request_channel(request),
+            },
+        )
 
 
 def _invitee_language(invitation: Invitation, fallback: str) -> str:

@@ -10,7 +10,7 @@ from rest_framework.views import APIView
 
 from accounts.api_access import ACCOUNT_PERMISSIONS, AccountScopedSchema, request_account
 from accounts.selectors import get_for_account, scoped
-from core.api import error_responses, id_parameter
+from core.api import error_responses, id_parameter, one_kind_of
 
 from . import services
 from .api_errors import AddMethodThrottled
@@ -18,6 +18,7 @@ from .gateways.base import InvalidPaymentDetails
 from .models import ChargeOrderEntry, PaymentMethod
 from .ratelimit import add_method_blocked, add_method_failure_record
 from .serializers import (
+    CREATE_SERIALIZER_CLASSES,
     CREATE_SERIALIZERS,
     ChargeOrderOutputSerializer,
     ChargeOrderSerializer,
@@ -33,10 +34,14 @@ _ADD = {
     PaymentMethod.Kind.ACH_DEBIT: services.payment_method_add_ach_debit,
 }
 
+# A sandbox body is one object of one kind (chosen by `kind`); with the Stripe gateway a card or
+# SEPA account is sent as its id at Stripe instead, under the same kinds: a second alternative.
 _CREATE_REQUEST = PolymorphicProxySerializer(
     component_name="PaymentMethodCreate",
-    # With the Stripe gateway, a card or SEPA account is sent as its id at Stripe instead.
-    serializers=[*CREATE_SERIALIZERS.values(), StripeMethodCreateSerializer],
+    serializers=[
+        one_kind_of("PaymentMethodDetailsCreate", CREATE_SERIALIZER_CLASSES),
+        StripeMethodCreateSerializer,
+    ],
     resource_type_field_name=None,
 )
 

@@ -8,6 +8,8 @@ The change, its audit event and the security notice then commit together, and
 next run). Every way in refuses a method the account already keeps (``payment_method_create``).
 """
 
+import datetime
+
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import transaction
@@ -20,7 +22,7 @@ from notifications.models import SentEmail
 from notifications.services import (
     OWNER_ROLES,
     actor_context,
-    notification_queue,
+    notification_batch,
     recipients_for,
     request_channel,
 )
@@ -84,17 +86,25 @@ def _security_notice(
 ) -> None:
     """Tell the owners who changed what, when and from where, so a hijacked session cannot quietly
     redirect payments. ``order_before`` is the charge order before the change, if it could change.
-    Labels are taken now: the email must say what the order was, whatever happens to it later."""
+    Labels are taken now: the email must say what the order was, whatever happens to it later.
+
+    One member's changes within SECURITY_NOTICE_WINDOW_SECONDS of their first make one notice,
+    listing each (twelve reorders in three minutes are one email, not twelve); it is sent when the
+    window closes. The account is locked (``_lock_account``), which serialises the batch."""
     order_after = charge_order_ids(account=account)
     order_before = order_after if order_before is None else order_before
     labels = {m.pk: m.label for m in PaymentMethod.objects.filter(pk__in={*order_before, *order_after})}
     snapshot_before, snapshot_after = event.before or {}, event.after or {}
-    notification_queue(
+    member = getattr(actor, "pk", None) if actor is not None and actor.is_authenticated else None
+    notification_batch(
         account=account,
         kind=SentEmail.Kind.SECURITY_NOTICE,
+        batch_key=f"security:{account.pk}:{member or 'system'}",
         event_key=f"security:{event.pk}",
         recipients=recipients_for(account=account, kind=SentEmail.Kind.SECURITY_NOTICE, roles=OWNER_ROLES),
-        context={
+        window=datetime.timedelta(seconds=settings.SECURITY_NOTICE_WINDOW_SECONDS),
+        shared={"actor": actor_context(actor)},
+        change={
             "action": event.action,
             "method": snapshot_after.get("label") or snapshot_before.get("label") or "",
             "expiry_before": snapshot_before.get("exp") or "",
@@ -102,7 +112,6 @@ def _security_notice(
             "order_changed": order_before != order_after,
             "order_before": [{"method": labels[m], "position": n} for n, m in enumerate(order_before, 1)],
             "order_after": [{"method": labels[m], "position": n} for n, m in enumerate(order_after, 1)],
-            "actor": actor_context(actor),
             # To the second: the stored context, shown in admin, holds no long runs of digits.
             "occurred_at": event.created_at.replace(microsecond=0).isoformat(),
             "ip_address": event.ip_address or "",

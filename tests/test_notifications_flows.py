@@ -14,6 +14,7 @@ from invoices.models import Invoice
 from invoices.settlement import settlement_run
 from notifications.models import SentEmail
 from notifications.rendering import render_email
+from notifications.services import notification_deliver_due
 from payments.expiry import Outcome, expiry_reminder_send
 from payments.services import payment_method_remove
 from tests import utils
@@ -63,6 +64,10 @@ def test_a_member_who_opted_out_receives_only_security_and_failed_payment_emails
     account.refresh_from_db()
     assert unpaid.status == Invoice.Status.UNCOLLECTIBLE and account.status == Account.Status.SUSPENDED
 
+    # The security notices leave when their window closes (send_notifications).
+    notification_deliver_due(
+        now=timezone.now() + datetime.timedelta(seconds=settings.SECURITY_NOTICE_WINDOW_SECONDS)
+    )
     emails = list(SentEmail.objects.order_by("pk"))
     # Every kind that goes to an account's members (an invitation goes to a person not yet one).
     member_kinds = set(Kind) - {Kind.INVITATION}

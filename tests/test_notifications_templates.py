@@ -17,7 +17,7 @@ TEMPLATE_DIR = Path(django_settings.BASE_DIR) / "templates" / "notifications"
 Kind = SentEmail.Kind
 
 INVOICE = {"invoice_number": "INV-2026-0042", "invoice_id": 42, "amount_minor": 1_250_000, "currency": "JPY"}
-SECURITY = {
+SECURITY_CHANGE = {
     "action": "charge_order.changed",
     "method": "",
     "expiry_before": "",
@@ -31,11 +31,19 @@ SECURITY = {
         {"method": "Mastercard •••• 4444", "position": 1},
         {"method": "Visa •••• 4242", "position": 2},
     ],
-    "actor": {"name": "Jane Doe", "email": "jane@customer.example", "staff": False},
     "occurred_at": "2026-11-26T04:50:00+00:00",
     "ip_address": "203.0.113.7",
     "via": "api",
 }
+SECURITY_ACTOR = {"name": "Jane Doe", "email": "jane@customer.example", "staff": False}
+
+
+def security_context(*changes: dict, actor=SECURITY_ACTOR) -> dict:
+    """A stored security notice: who, and each change they made (by default, one reorder)."""
+    return {"actor": actor, "changes": [{**SECURITY_CHANGE, **change} for change in changes or [{}]]}
+
+
+SECURITY = security_context()
 
 # A realistic stored context per kind, and words each rendering must contain (in English).
 CASES = {
@@ -275,15 +283,15 @@ SECURITY_VARIANTS = {
 @pytest.mark.django_db
 @pytest.mark.parametrize("variant", list(SECURITY_VARIANTS))
 def test_security_notice_variants(variant, strict_templates):
-    changes, expected = SECURITY_VARIANTS[variant]
+    change, expected = SECURITY_VARIANTS[variant]
+    change = dict(change)
+    context = security_context(change, actor=change.pop("actor", SECURITY_ACTOR))
     with translation.override("en"):
-        rendered = render_email(
-            kind=Kind.SECURITY_NOTICE, context={**SECURITY, **changes}, account_name="Smith & Co"
-        )
+        rendered = render_email(kind=Kind.SECURITY_NOTICE, context=context, account_name="Smith & Co")
     assert_clean(rendered)
     for words in expected:
         assert words in rendered.subject or words in " ".join(rendered.text.split()), words
-    if not {**SECURITY, **changes}["order_changed"]:
+    if not context["changes"][0]["order_changed"]:
         assert "Charge order before" not in rendered.text
 
 

@@ -127,18 +127,17 @@ class DueFilter(admin.SimpleListFilter):
 
 
 class PaymentAttemptInline(ReadOnlyAdminMixin, admin.TabularInline):
+    """The invoice's attempts in eight columns, so the whole table fits the change page at 1280 px
+    with the sidebar open: what was tried, in which rank, how it ended and why. Each attempt's own
+    page (View) has every field."""
+
     model = PaymentAttempt
     fields = (
         "sequence",
         "created_at",
-        "trigger",
-        "retry_round",
-        "rank",
+        "trigger_round",
         "charged_method",
-        "status",
-        "decline_code",
-        "decline_class",
-        "skip_reason",
+        "outcome",
         "message",
         "initiated",
         "completed_at",
@@ -147,16 +146,42 @@ class PaymentAttemptInline(ReadOnlyAdminMixin, admin.TabularInline):
     extra = 0
     show_change_link = True
 
+    class Media:
+        css = {"all": ["invoices/admin.css"]}
+
     def get_queryset(self, request):
         return super().get_queryset(request).select_related("method", "initiated_by").order_by("sequence")
 
-    @admin.display(description=gettext_lazy("rank"))
-    def rank(self, obj):
-        return position_label(obj.position, unranked=NOT_IN_ORDER) if obj.method_id else "-"
+    @admin.display(description=gettext_lazy("trigger"))
+    def trigger_round(self, obj):
+        return format_html(
+            '{}<br><span class="quiet">{}</span>',
+            obj.get_trigger_display(),
+            _("round %(round)s") % {"round": obj.retry_round},
+        )
 
     @admin.display(description=gettext_lazy("method"))
     def charged_method(self, obj):
-        return admin_link(obj.method, obj.method.label) if obj.method else "-"
+        if not obj.method:
+            return "-"
+        rank = position_label(obj.position, unranked=NOT_IN_ORDER)
+        return format_html(
+            '<span class="quiet">{}</span><br>{}', rank, admin_link(obj.method, obj.method.label)
+        )
+
+    @admin.display(description=gettext_lazy("outcome"))
+    def outcome(self, obj):
+        if obj.decline_code:
+            why = (
+                f"{obj.decline_code} ({obj.get_decline_class_display()})"
+                if obj.decline_class
+                else obj.decline_code
+            )
+        else:
+            why = obj.get_skip_reason_display() if obj.skip_reason else ""
+        if not why:
+            return obj.get_status_display()
+        return format_html('{}<br><span class="quiet">{}</span>', obj.get_status_display(), why)
 
     @admin.display(description=gettext_lazy("initiated by"))
     def initiated(self, obj):
