@@ -155,7 +155,7 @@ def plan_inputs(
     recent charges of those methods, unresolved attempts, the methods each already tried and saw
     declined in its current retry round, and the last attempt numbers. The one reader behind the
     settlement engine, the dry run and the console's preview."""
-    ids = [invoice.pk for invoice in invoices]
+    ids = [invoice.pk for invoice in invoices if invoice.pk is not None]  # an unsaved one has no history
     if order is not None:
         orders = {invoice.account_id: order for invoice in invoices}
     else:
