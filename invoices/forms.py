@@ -37,7 +37,11 @@ def _unavailable(label: str, reason: str) -> str:
 
 
 class PayNowForm(forms.Form):
-    method = forms.ChoiceField(label=gettext_lazy("Pay with"), required=False)
+    method = forms.ChoiceField(
+        label=gettext_lazy("Pay with"),
+        required=False,
+        error_messages={"invalid_choice": gettext_lazy("Choose one of your payment methods.")},
+    )
 
     def __init__(self, *args, choices: PayNowChoices, **kwargs):
         super().__init__(*args, **kwargs)

@@ -63,15 +63,15 @@ def awaiting_words(attempt: PaymentAttempt) -> str:
     if attempt.status == PaymentAttempt.Status.PENDING:
         return (
             _(
-                "The debit of %(amount)s from %(method)s has been waiting for the bank since %(since)s. "
-                "Nothing else is charged until the bank confirms or refuses it."
+                "The debit of %(amount)s from %(method)s has been waiting for the bank since %(since)s; "
+                "nothing else is charged until the bank confirms or refuses it."
             )
             % values
         )
     return (
         _(
             "The charge of %(amount)s to %(method)s has awaited the payment processor's answer since "
-            "%(since)s. Nothing else is charged until it is confirmed, so you are never charged twice."
+            "%(since)s; nothing else is charged until it is confirmed, so you are never charged twice."
         )
         % values
     )
