@@ -102,7 +102,12 @@ class InvoiceDetailView(MemberPage, TemplateView):
         return context
 
 
-OUTCOME_LEVELS = {"paid": messages.SUCCESS, "pending": messages.INFO, "busy": messages.INFO}
+OUTCOME_LEVELS = {
+    "paid": messages.SUCCESS,
+    "pending": messages.INFO,
+    "busy": messages.INFO,
+    "not_charged": messages.WARNING,
+}
 
 
 class InvoicePayNowView(MemberPage, View):

@@ -79,7 +79,7 @@ def account_verdict(*, account, can_manage: bool, order, today: datetime.date, a
                 add(problem)
         if invoice.pk is not None and invoice.due_on < today and overdue < OVERDUE_SHOWN:
             overdue += 1
-            add(_overdue_alert(invoice, alert, can_manage=can_manage))
+            add(_overdue_alert(invoice, alert, can_pay_now=can_manage and outlook.charges is not None))
     if alerts:
         return Verdict(alerts)
     first = outlooks[invoices[0].pk].charges if invoices else None
@@ -144,7 +144,7 @@ def _plan_alert(outlook: Outlook, alert, *, can_manage: bool, methods_url: str):
     )
 
 
-def _overdue_alert(invoice: Invoice, alert, *, can_manage: bool):
+def _overdue_alert(invoice: Invoice, alert, *, can_pay_now: bool):
     values = {
         "number": invoice.number,
         "amount": format_money(invoice.amount_minor, invoice.currency),
@@ -154,7 +154,7 @@ def _overdue_alert(invoice: Invoice, alert, *, can_manage: bool):
         text = _("Invoice %(number)s (%(amount)s) is past due since %(date)s.") % values
     else:
         text = _("Invoice %(number)s (%(amount)s) was due on %(date)s and is not paid yet.") % values
-    if can_manage:
+    if can_pay_now:
         return alert(
             "danger",
             text,
