@@ -77,7 +77,10 @@ def account_verdict(*, account, can_manage: bool, order, today: datetime.date, a
             problem = _plan_alert(outlook, alert, can_manage=can_manage, methods_url=methods_url)
             if problem is not None:
                 add(problem)
-        if invoice.pk is not None and invoice.due_on < today and overdue < OVERDUE_SHOWN:
+        late = invoice.status == Invoice.Status.PAST_DUE or (
+            invoice.pk is not None and invoice.due_on < today
+        )
+        if late and overdue < OVERDUE_SHOWN:
             overdue += 1
             add(_overdue_alert(invoice, alert, can_pay_now=can_manage and outlook.charges is not None))
     if alerts:
