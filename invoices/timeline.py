@@ -66,11 +66,13 @@ def _answered_later(attempt: PaymentAttempt) -> bool:
     return attempt.completed_at - attempt.created_at > limit
 
 
-def _after_decline(attempt, later, following, upcoming, collectable) -> str:
+def _after_decline(attempt, later, following, upcoming, collectable, chosen=False) -> str:
     """What happened after a decline: the next method tried, in this pass or (a scheduled run
     that resumed) in the next one; or what the next run will try; or that nothing was left."""
     status = PaymentAttempt.Status
     tried_next = next((a for a in later if a.status != status.SKIPPED), None)
+    if tried_next is None and not later and chosen:
+        return _("it was the one method chosen for this payment")
     if tried_next is None and not later:
         if attempt.trigger == PaymentAttempt.Trigger.SCHEDULE:
             # A later scheduled run of the same round resumes after the method that declined.
@@ -98,6 +100,7 @@ def _describe(
     following: Sequence[PaymentAttempt] = (),
     upcoming=None,
     collectable: bool = False,
+    chosen: bool = False,
 ) -> TimelineEntry:
     label = _method_label(attempt)
     rank = position_label(attempt.position)
@@ -110,7 +113,7 @@ def _describe(
             % {"label": label, "rank": rank, "amount": amount},
         )
     if attempt.status == status.FAILED:
-        then = _after_decline(attempt, later, following, upcoming, collectable)
+        then = _after_decline(attempt, later, following, upcoming, collectable, chosen)
         note = ""
         if attempt.decline_class == PaymentAttempt.DeclineClass.HARD:
             note = _("This method will not be tried again until it is updated.")
@@ -152,12 +155,20 @@ def _describe(
     )
 
 
-def _group_key(attempt: PaymentAttempt, requests: Sequence[datetime.datetime]):
+@dataclasses.dataclass(frozen=True)
+class Request:
+    """A Pay now or support retry: when it began, and the one method chosen for it (if any)."""
+
+    at: datetime.datetime
+    method_id: int | None = None
+
+
+def _group_key(attempt: PaymentAttempt, starts: Sequence[datetime.datetime]):
     """A scheduled run's attempts share its run; those made on request (Pay now, Retry now) share
     the request that began them (the audit event recorded before its first attempt)."""
     if attempt.trigger == PaymentAttempt.Trigger.SCHEDULE:
         return (attempt.run_id, attempt.retry_round, attempt.trigger, None)
-    request = bisect.bisect_right(requests, attempt.created_at) - 1
+    request = bisect.bisect_right(starts, attempt.created_at) - 1
     return (attempt.run_id, attempt.retry_round, attempt.trigger, request)
 
 
@@ -176,21 +187,24 @@ def _group_title(attempt: PaymentAttempt) -> str:
 def attempt_timeline(
     attempts: Sequence[PaymentAttempt],
     *,
-    requests: Sequence[datetime.datetime] = (),
+    requests: Sequence[Request] = (),
     upcoming=None,
     collectable: bool = False,
 ) -> list[TimelineGroup]:
-    """``attempts`` in sequence order, with method and initiated_by selected. ``requests``: when
-    each Pay now or support retry of the invoice began; ``upcoming``: the step the next run will
-    charge (a PlanStep), if any; ``collectable``: the invoice can still be paid."""
-    requests = sorted(requests)
+    """``attempts`` in sequence order, with method and initiated_by selected. ``requests``: each
+    Pay now or support retry of the invoice; ``upcoming``: the step the next run will charge (a
+    PlanStep), if any; ``collectable``: the invoice can still be paid."""
+    requests = sorted(requests, key=lambda request: request.at)
+    starts = [request.at for request in requests]
     groups, done = [], 0
-    for _key, rows in itertools.groupby(attempts, key=lambda a: _group_key(a, requests)):
+    for key, rows in itertools.groupby(attempts, key=lambda a: _group_key(a, starts)):
         rows = list(rows)
         done += len(rows)
         following = attempts[done:]
+        request = key[3]  # the request that began an on-request pass (-1: none is known)
+        chosen = request is not None and request >= 0 and requests[request].method_id is not None
         entries = [
-            _describe(attempt, rows[index + 1 :], following, upcoming, collectable)
+            _describe(attempt, rows[index + 1 :], following, upcoming, collectable, chosen)
             for index, attempt in enumerate(rows)
         ]
         groups.append(TimelineGroup(_group_title(rows[0]), rows[0].created_at, entries))

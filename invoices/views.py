@@ -19,7 +19,7 @@ from . import settlement
 from .forms import PayNowForm
 from .models import Invoice
 from .settlement.eligibility import awaiting_words, invoice_outlook, pay_now_choices
-from .timeline import attempt_timeline
+from .timeline import Request, attempt_timeline
 
 # The audit events that begin a pass over an invoice made on request (each its own timeline group).
 ON_REQUEST = (AuditEvent.Action.PAY_NOW, AuditEvent.Action.INVOICE_RETRIED)
@@ -88,7 +88,10 @@ class InvoiceDetailView(MemberPage, TemplateView):
             now=now,
             timeline=attempt_timeline(
                 attempts,
-                requests=list(requests.values_list("created_at", flat=True)),
+                requests=[
+                    Request(at, (after or {}).get("method"))
+                    for at, after in requests.values_list("created_at", "after")
+                ],
                 upcoming=outlook.charges if outlook else None,
                 collectable=invoice.is_collectable,
             ),

@@ -12,7 +12,7 @@ from invoices.forms import PayNowForm
 from invoices.models import PaymentAttempt
 from invoices.settlement import Outcome, invoice_pay_now
 from invoices.settlement.eligibility import pay_now_choices
-from invoices.timeline import attempt_timeline
+from invoices.timeline import Request, attempt_timeline
 from payments.models import PaymentMethod
 from tests.factories import (
     AccountFactory,
@@ -113,8 +113,11 @@ def test_separate_pay_nows_are_separate_groups(owner):
         )
         PaymentAttempt.objects.filter(pk=attempt.pk).update(created_at=when + datetime.timedelta(seconds=1))
     assert len(_timeline(invoice)) == 1  # without the requests, nothing tells them apart
-    groups = _timeline(invoice, requests=[first, second])
+    groups = _timeline(invoice, requests=[Request(first), Request(second, method.pk)])
     assert [len(group.entries) for group in groups] == [1, 1]
+    # The first went down the charge order and found nothing left; the second had one chosen method.
+    assert groups[0].entries[0].text.endswith("— no other method was left to try.")
+    assert groups[1].entries[0].text.endswith("— it was the one method chosen for this payment.")
 
 
 def test_a_debit_refused_later_is_followed_by_the_next_run(owner):
