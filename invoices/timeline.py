@@ -81,8 +81,10 @@ def _after_decline(attempt, later, following, upcoming, collectable, chosen=Fals
                 for a in following
                 if a.trigger == PaymentAttempt.Trigger.SCHEDULE and a.retry_round == attempt.retry_round
             ]
-            tried_next = next((a for a in resumed if a.status != status.SKIPPED), None)
-            if tried_next is None and resumed:
+            resumed_with = next((a for a in resumed if a.status != status.SKIPPED), None)
+            if resumed_with is not None:
+                return _("the next run tried %(rank)s") % {"rank": position_label(resumed_with.position)}
+            if resumed:
                 return _("no other method could be tried")
         answered_later = _answered_later(attempt) and collectable and not following
         if tried_next is None and answered_later and upcoming is not None:

@@ -149,7 +149,7 @@ def test_a_debit_refused_later_is_followed_by_the_next_run(owner):
     )
     first, _second = _timeline(invoice)
     assert first.entries[0].text == (
-        "Sandbox Bank •••• 4440 was declined: insufficient funds — we tried Backup 1 next."
+        "Sandbox Bank •••• 4440 was declined: insufficient funds — the next run tried Backup 1."
     )
 
 
