@@ -11,6 +11,17 @@ class InvoiceQuerySet(models.QuerySet):
     def collectable(self):
         return self.filter(status__in=Invoice.COLLECTABLE)
 
+    def with_in_flight(self):
+        """Each invoice's ``in_flight``: an attempt of it awaits its outcome (a bank debit clearing,
+        a charge the gateway has not confirmed). Every page shows such an invoice as Pending."""
+        return self.annotate(
+            in_flight=models.Exists(
+                PaymentAttempt.objects.filter(
+                    invoice=models.OuterRef("pk"), status__in=PaymentAttempt.UNRESOLVED
+                )
+            )
+        )
+
 
 class Invoice(models.Model):
     """An amount owed by an account, in integer minor units of its currency."""

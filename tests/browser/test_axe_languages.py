@@ -18,8 +18,14 @@ from accounts.members import invitation_token
 from accounts.models import Invitation, Membership, Profile
 from invoices.models import Invoice
 from payments.ratelimit import add_method_failure_record
-from tests.factories import AccountFactory, InvoiceFactory, MembershipFactory, UserFactory
-from tests.utils import GENERIC_DECLINE, SUCCEEDS, add_card
+from tests.factories import (
+    AccountFactory,
+    InvoiceFactory,
+    MembershipFactory,
+    PaymentAttemptFactory,
+    UserFactory,
+)
+from tests.utils import GENERIC_DECLINE, SUCCEEDS, add_ach, add_card
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -36,6 +42,14 @@ def owner():
     add_card(account, SUCCEEDS, exp_month=3, exp_year=2032)
     add_card(account, "5555555555554444", in_order=False)
     invoice = InvoiceFactory(account=account, number="INV-2026-0042", status=Invoice.Status.PAST_DUE)
+    # A euro invoice the US bank account cannot pay (Pay now shows it disabled, with the reason),
+    # and one whose bank debit is pending (no Pay now; the dashboard says what it waits for).
+    bank = add_ach(account, in_order=False)
+    InvoiceFactory(account=account, number="INV-2026-0043", currency="EUR")
+    pending = InvoiceFactory(account=account, number="INV-2026-0044")
+    PaymentAttemptFactory(
+        invoice=pending, method=bank, position=None, status="pending", decline_code="", decline_class=""
+    )
     return user, declines, invoice
 
 
@@ -108,6 +122,8 @@ def test_every_page_has_no_serious_violation(browser, live_server, owner, langua
         "/invoices/",
         "/invoices/?status=past_due",
         f"/invoices/{invoice.pk}/",
+        f"/invoices/{Invoice.objects.get(number='INV-2026-0043').pk}/",
+        f"/invoices/{Invoice.objects.get(number='INV-2026-0044').pk}/",
         "/activity/",
         "/settings/",
         "/settings/billing-contacts/",
