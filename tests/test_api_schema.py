@@ -120,7 +120,14 @@ def _request_body_validator(schema, path: str, method: str) -> jsonschema.Draft2
 def test_a_new_method_body_is_an_object_of_exactly_one_kind(schema):
     """POST /api/payment-methods/ takes one object, of one kind: the schema says so, and says which
     schema each ``kind`` selects, so a client or a fuzzer cannot take ``0`` for a valid body."""
-    body = schema["components"]["schemas"]["PaymentMethodCreateRequest"]
+    # Details the gateway tokenises (one object of one kind), or, with Stripe, the id Stripe.js saved.
+    components = schema["components"]["schemas"]
+    assert [branch["$ref"] for branch in components["PaymentMethodCreateRequest"]["oneOf"]] == [
+        "#/components/schemas/PaymentMethodDetailsCreateRequest",
+        "#/components/schemas/StripeMethodCreateRequest",
+    ]
+    assert components["StripeMethodCreateRequest"]["type"] == "object"
+    body = components["PaymentMethodDetailsCreateRequest"]
     assert body["type"] == "object" and body["required"] == ["kind"]
     kinds = {kind.value for kind in PaymentMethod.Kind}
     assert body["discriminator"]["propertyName"] == "kind"

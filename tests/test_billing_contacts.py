@@ -2,14 +2,18 @@
 account's invoice and payment emails; security notices still go to the owners only. Each change is
 audited and told to the owners; viewers read them, only owners and billing members change them."""
 
+import datetime
+
 import pytest
+from django.conf import settings
 from django.core import mail
+from django.utils import timezone
 from rest_framework.test import APIClient
 
 from accounts.billing_contacts import BillingContactsError, billing_contacts_set
 from accounts.models import Account, AuditEvent, Membership
 from notifications.models import SentEmail
-from notifications.services import OWNER_ROLES, recipients_for
+from notifications.services import OWNER_ROLES, notification_deliver_due, recipients_for
 from tests.factories import AccountFactory, MembershipFactory, TokenFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
@@ -70,6 +74,11 @@ def test_a_change_is_audited_and_the_owners_are_told_who_changed_what(
     mail.outbox.clear()
     with django_capture_on_commit_callbacks(execute=True):
         _set(account, billing, billing_email="invoices@acme.example", recipients=["finance@acme.example"])
+    # The notice leaves when its window closes (send_notifications), with any further change.
+    assert mail.outbox == []
+    notification_deliver_due(
+        now=timezone.now() + datetime.timedelta(seconds=settings.SECURITY_NOTICE_WINDOW_SECONDS)
+    )
     event = AuditEvent.objects.get(action=AuditEvent.Action.BILLING_CONTACTS_CHANGED)
     assert event.actor == billing
     assert event.before == {"billing_email": "ap@acme.example", "recipients": []}

@@ -8,6 +8,7 @@ import threading
 
 import pytest
 import time_machine
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core import mail
 from django.core.exceptions import PermissionDenied
@@ -18,6 +19,7 @@ from django.utils import timezone, translation
 from accounts import members
 from accounts.models import AuditEvent, Invitation, Membership
 from notifications.models import SentEmail
+from notifications.services import notification_deliver_due
 from tests.factories import AccountFactory, MembershipFactory, ProfileFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
@@ -57,6 +59,10 @@ def emails(django_capture_on_commit_callbacks):
         mail.outbox.clear()
         with django_capture_on_commit_callbacks(execute=True):
             result = change()
+        # Security notices leave when their window closes (send_notifications).
+        notification_deliver_due(
+            now=timezone.now() + datetime.timedelta(seconds=settings.SECURITY_NOTICE_WINDOW_SECONDS)
+        )
         return result, list(mail.outbox)
 
     return run
