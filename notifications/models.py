@@ -13,6 +13,7 @@ class SentEmail(models.Model):
         ACCOUNT_SUSPENDED = "account_suspended", _("Account suspended")
         METHOD_EXPIRING = "method_expiring", _("Payment method expiring soon")
         SECURITY_NOTICE = "security_notice", _("Payment settings changed")
+        AUTHENTICATION_REQUIRED = "authentication_required", _("A payment needs authentication")
 
     class Status(models.TextChoices):
         QUEUED = "queued", _("Queued")
@@ -20,7 +21,13 @@ class SentEmail(models.Model):
         FAILED = "failed", _("Failed")
 
     # Security and failed-payment notices reach every recipient, whatever their preferences.
-    ALWAYS_SENT = (Kind.SECURITY_NOTICE, Kind.ALL_FAILED, Kind.ACCOUNT_SUSPENDED)
+    ALWAYS_SENT = (
+        Kind.SECURITY_NOTICE,
+        Kind.ALL_FAILED,
+        Kind.ACCOUNT_SUSPENDED,
+        # Nothing is paid until the customer acts on it.
+        Kind.AUTHENTICATION_REQUIRED,
+    )
 
     account = models.ForeignKey(Account, on_delete=models.PROTECT, related_name="sent_emails")
     kind = models.CharField(_("kind"), max_length=32, choices=Kind)
