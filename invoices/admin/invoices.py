@@ -17,7 +17,7 @@ from django.contrib import admin, messages
 from django.contrib.admin import helpers
 from django.http import HttpResponseRedirect
 from django.template.response import TemplateResponse
-from django.urls import reverse
+from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext as _
@@ -30,6 +30,7 @@ from invoices.models import Invoice, PaymentAttempt
 from payments.ranks import NOT_IN_ORDER, position_label
 
 from .actions import StaffAction, nothing_to_do, staff_actions
+from .refunds import REFUND_PERMISSION, disputes_of, disputes_summary, refund_view, refunds_summary
 
 logger = logging.getLogger(__name__)
 
@@ -186,6 +187,7 @@ class InvoiceAdmin(admin.ModelAdmin):
             gettext_lazy("Payment"),
             {"fields": ("paid_at", "paid_by", "paid_by_attempt", "paid_by_backup", "voided_at")},
         ),
+        (gettext_lazy("Refunds and disputes"), {"fields": ("refunds_list", "disputes")}),
         (
             gettext_lazy("Settlement"),
             {
@@ -214,6 +216,8 @@ class InvoiceAdmin(admin.ModelAdmin):
         "paid_by_attempt",
         "paid_by_backup",
         "voided_at",
+        "refunds_list",
+        "disputes",
         "next_attempt_at",
         "first_failed_at",
         "retry_round",
@@ -246,6 +250,28 @@ class InvoiceAdmin(admin.ModelAdmin):
         if obj.paid_by_method is None:
             return "-"
         return obj.paid_by_method.label
+
+    def get_urls(self):
+        refund = path(
+            "<path:object_id>/refund/",
+            self.admin_site.admin_view(lambda request, object_id: refund_view(self, request, object_id)),
+            name="invoices_invoice_refund",
+        )
+        return [refund, *super().get_urls()]
+
+    def render_change_form(self, request, context, *args, **kwargs):
+        self._request = request
+        return super().render_change_form(request, context, *args, **kwargs)
+
+    @admin.display(description=gettext_lazy("refunds"))
+    def refunds_list(self, obj):
+        request = getattr(self, "_request", None)
+        can_refund = request is not None and request.user.has_perm(REFUND_PERMISSION)
+        return refunds_summary(obj, can_refund=can_refund)
+
+    @admin.display(description=gettext_lazy("disputes"))
+    def disputes(self, obj):
+        return disputes_summary(disputes_of(attempt__invoice=obj))
 
     @admin.display(description=gettext_lazy("summary"))
     def story(self, obj):
