@@ -27,6 +27,7 @@ from .serializers import (
     StaffInvoiceSerializer,
 )
 from .services import invoice_issue
+from .refunds import visible_refunds
 from .settlement import Outcome, invoice_pay_now
 
 MAX_ISSUE_BATCH = 1000
@@ -39,7 +40,8 @@ def invoices_of(account):
         .prefetch_related(
             Prefetch(
                 "attempts", queryset=PaymentAttempt.objects.select_related("method").order_by("sequence")
-            )
+            ),
+            visible_refunds(),
         )
     )
 

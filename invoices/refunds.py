@@ -14,7 +14,7 @@ import logging
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
-from django.db.models import Sum
+from django.db.models import Prefetch, Sum
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -33,6 +33,21 @@ Status = Refund.Status
 def refunded_minor(invoice: Invoice, *, statuses=Refund.COUNTED) -> int:
     """What is refunded, or on its way back, of ``invoice`` (by default: every refund not refused)."""
     return invoice.refunds.filter(status__in=statuses).aggregate(total=Sum("amount_minor"))["total"] or 0
+
+
+def visible_refunds() -> Prefetch:
+    """The refunds a customer sees of each invoice, as ``invoice.visible_refunds``: all but those
+    the gateway refused (nothing went back), oldest first."""
+    return Prefetch(
+        "refunds",
+        queryset=Refund.objects.exclude(status=Status.FAILED).order_by("pk"),
+        to_attr="visible_refunds",
+    )
+
+
+def customer_refunds(invoice: Invoice) -> list[Refund]:
+    """The refunds the customer's invoice page shows (see ``visible_refunds``)."""
+    return list(invoice.refunds.exclude(status=Status.FAILED).order_by("pk"))
 
 
 def refundable_minor(invoice: Invoice) -> int:

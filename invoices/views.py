@@ -18,6 +18,7 @@ from payments.models import PaymentMethod
 
 from . import settlement
 from .models import Invoice, PaymentAttempt
+from .refunds import customer_refunds
 from .timeline import attempt_timeline
 
 
@@ -88,6 +89,7 @@ class InvoiceDetailView(MemberPage, TemplateView):
             timeline=attempt_timeline(attempts),
             preview=preview,
             pay_form=PayNowForm(methods=_payable_methods(self.account)),
+            refunds=customer_refunds(invoice),
         )
         return context
 

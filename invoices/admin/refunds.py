@@ -122,7 +122,7 @@ def refund_message(refund: Refund) -> str:
     ) % words
 
 
-def refunds_summary(invoice: Invoice, *, can_refund: bool) -> str:
+def refunds_summary(invoice: Invoice) -> str:
     refunds = list(invoice.refunds.order_by("pk"))
     lines = format_html_join(
         "",
@@ -138,7 +138,7 @@ def refunds_summary(invoice: Invoice, *, can_refund: bool) -> str:
         ),
     )
     link = ""
-    if can_refund and refundable_minor(invoice) > 0:
+    if refundable_minor(invoice) > 0:
         link = format_html(
             '<a class="button" href="{}">{}</a>',
             reverse("admin:invoices_invoice_refund", args=[invoice.pk]),
