@@ -17,6 +17,7 @@ from core.api import Conflict, IsOperatorStaff, error_responses, id_parameter
 from payments.models import PaymentMethod
 
 from .models import Invoice, PaymentAttempt
+from .refunds import visible_refunds
 from .serializers import (
     AttemptSerializer,
     InvoiceFilterSerializer,
@@ -27,7 +28,6 @@ from .serializers import (
     StaffInvoiceSerializer,
 )
 from .services import invoice_issue
-from .refunds import visible_refunds
 from .settlement import Outcome, invoice_pay_now
 
 MAX_ISSUE_BATCH = 1000

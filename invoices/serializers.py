@@ -61,7 +61,8 @@ class RefundSerializer(serializers.ModelSerializer):
     ``succeeded``. Refunds the gateway refused are left out."""
 
     status = serializers.ChoiceField(
-        choices=[(s, label) for s, label in Refund.Status.choices if s != Refund.Status.FAILED], read_only=True
+        choices=[(s, label) for s, label in Refund.Status.choices if s != Refund.Status.FAILED],
+        read_only=True,
     )
 
     class Meta:

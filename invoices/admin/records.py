@@ -9,9 +9,9 @@ from core.money import format_money
 from invoices.models import PaymentAttempt, Refund, SettlementRun, WebhookEvent
 from invoices.refunds import refund_resolve
 from invoices.settlement.keeper import runs_mark_interrupted
+from payments.ranks import NOT_IN_ORDER, position_label
 
 from .refunds import disputes_of, disputes_summary, refund_message
-from payments.ranks import NOT_IN_ORDER, position_label
 
 
 @admin.register(PaymentAttempt)

@@ -29,7 +29,9 @@ DISPUTE_EVENT = "charge.dispute.created"
 
 
 class RefundForm(forms.Form):
-    amount = forms.DecimalField(label=gettext_lazy("Amount to refund"), min_value=Decimal("0"), decimal_places=3)
+    amount = forms.DecimalField(
+        label=gettext_lazy("Amount to refund"), min_value=Decimal("0"), decimal_places=3
+    )
     reason = forms.CharField(label=gettext_lazy("Reason (kept in the audit log)"), max_length=300)
 
     def __init__(self, *args, invoice: Invoice, left: int, **kwargs):
@@ -62,7 +64,9 @@ def refund_view(model_admin, request, object_id):
     left = refundable_minor(invoice)
     if left == 0:
         model_admin.message_user(
-            request, _("Invoice %(number)s has nothing left to refund.") % {"number": invoice.number}, messages.WARNING
+            request,
+            _("Invoice %(number)s has nothing left to refund.") % {"number": invoice.number},
+            messages.WARNING,
         )
         return HttpResponseRedirect(change_url)
     initial = {"amount": to_major(left, invoice.currency)}
@@ -116,10 +120,13 @@ def refund_message(refund: Refund) -> str:
             **words,
             "message": refund.message,
         }
-    return _(
-        "The gateway did not answer the refund of %(amount)s of invoice %(number)s. It is recorded with "
-        "its own key: resolve it from the refunds list, which never refunds twice."
-    ) % words
+    return (
+        _(
+            "The gateway did not answer the refund of %(amount)s of invoice %(number)s. It is recorded with "
+            "its own key: resolve it from the refunds list, which never refunds twice."
+        )
+        % words
+    )
 
 
 def refunds_summary(invoice: Invoice) -> str:
