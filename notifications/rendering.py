@@ -76,6 +76,7 @@ def _paths(context: dict, account_id: int | None) -> dict[str, str]:
     }
     if context.get("invoice_id") is not None:
         paths["invoice_path"] = reverse("invoice_detail", args=[context["invoice_id"]]) + query
+        paths["authenticate_path"] = reverse("invoice_authenticate", args=[context["invoice_id"]]) + query
     return paths
 
 

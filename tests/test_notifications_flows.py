@@ -64,15 +64,18 @@ def test_a_member_who_opted_out_receives_only_security_and_failed_payment_emails
     assert unpaid.status == Invoice.Status.UNCOLLECTIBLE and account.status == Account.Status.SUSPENDED
 
     emails = list(SentEmail.objects.order_by("pk"))
-    assert {e.kind for e in emails} == set(Kind)
+    # Every kind but the authentication request: no sandbox card asks for 3-D Secure (that email
+    # has its own flow, tests/test_authentication.py).
+    flows = set(Kind) - {Kind.AUTHENTICATION_REQUIRED}
+    assert {e.kind for e in emails} == flows
     assert all(e.status == SentEmail.Status.SENT for e in emails), [(e.kind, e.error) for e in emails]
 
     def kinds_for(address):
         return {e.kind for e in emails if address in e.recipients}
 
     assert kinds_for(alice.email) == {Kind.SECURITY_NOTICE, Kind.ALL_FAILED, Kind.ACCOUNT_SUSPENDED}
-    assert kinds_for(bob.email) == set(Kind)
-    assert kinds_for(account.billing_email) == set(Kind) - {Kind.SECURITY_NOTICE}
+    assert kinds_for(bob.email) == flows
+    assert kinds_for(account.billing_email) == flows - {Kind.SECURITY_NOTICE}
     # What the outbox saw matches what was recorded, one message per email (one language here).
     assert len(mailoutbox) == len(emails)
     assert sum(alice.email in m.to for m in mailoutbox) == sum(alice.email in e.recipients for e in emails)

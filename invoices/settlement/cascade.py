@@ -197,7 +197,12 @@ class Cascade:
         if status == Status.SUCCEEDED:
             self._paid(item, attempt, step)
         elif status in (Status.FAILED, Status.REQUIRES_ACTION):
-            # The customer must authenticate: like a decline, the cascade moves on in this run.
+            # The customer must authenticate: like a decline, the cascade moves on in this run,
+            # and the customer is asked to confirm this charge on-session.
+            if status == Status.REQUIRES_ACTION:
+                step.notifications.append(
+                    emails.authentication_required(invoice=item.invoice, attempt=attempt)
+                )
             item.failed.append(attempt)
             if status == Status.FAILED:
                 self.declined_in_run.add(attempt.method_id)
