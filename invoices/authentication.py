@@ -82,6 +82,12 @@ def _cancel_waiting(invoice: Invoice) -> None:
             if result is not None and result.status == ChargeStatus.SUCCEEDED:
                 attempt_result_apply(attempt=locked, result=result, source="authentication page")
                 continue
+            if result is not None and result.status != ChargeStatus.FAILED:
+                # Not cancelled, and not charged: it stays waiting, and the next visit tries again.
+                logger.warning(
+                    "Attempt %s could not be cancelled: it is %s", attempt.idempotency_key, result.status
+                )
+                continue
             transitions.attempt_cancel(
                 locked,
                 now=transitions.context_now().now,

@@ -190,3 +190,14 @@ def test_the_sandbox_cancel_changes_no_charge():
     )
     assert gateway.cancel(paid.reference) == paid
     assert gateway.cancel("ch_sandbox_none") is None
+
+
+def test_a_charge_the_gateway_would_not_cancel_stays_waiting(client, member, monkeypatch):
+    _asking_primary(member, backup=utils.SUCCEEDS)
+    invoice = InvoiceFactory(account=member)
+    invoice_pay_now(invoice=invoice, actor=None)
+    attempt = invoice.attempts.get(position=1)
+    monkeypatch.setattr(ThreeDSecureSandbox, "cancel", lambda self, reference: self.intents[reference])
+    client.get(reverse("invoice_authenticate", args=[invoice.pk]))
+    attempt.refresh_from_db()
+    assert attempt.status == Status.REQUIRES_ACTION  # never closed on our side alone

@@ -338,7 +338,7 @@ class StripeGateway(Gateway):
         (it succeeded, or is processing) is reported as it is now."""
         client = stripe_client()
         try:
-            intent = client.v1.payment_intents.cancel(reference, params={"cancellation_reason": "abandoned"})
+            intent = client.v1.payment_intents.cancel(reference)
         except stripe.InvalidRequestError as error:
             if error.http_status == 404:
                 return None
