@@ -11,8 +11,13 @@ from invoices.models import Invoice, PaymentAttempt, Refund
 from invoices.refunds import invoice_refund, refund_resolve, refundable_minor
 from invoices.settlement import invoice_pay_now
 from notifications.models import SentEmail
+from tests import test_stripe_localstripe as with_localstripe
 from tests.factories import AccountFactory, InvoiceFactory
-from tests.test_stripe_localstripe import SUCCEEDS, _save_card, localstripe, stripe_gateway  # noqa: F401
+from tests.test_stripe_localstripe import SUCCEEDS, _save_card
+
+# The same fixtures: a localstripe of this module's own, and the settings that point Stripe at it.
+localstripe = with_localstripe.localstripe
+stripe_gateway = with_localstripe.stripe_gateway
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
