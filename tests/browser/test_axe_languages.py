@@ -13,6 +13,8 @@ from playwright.sync_api import expect
 
 from accounts.models import Membership, Profile
 from invoices.models import Invoice
+from invoices.refunds import invoice_refund
+from invoices.settlement import invoice_pay_now
 from tests.factories import AccountFactory, InvoiceFactory, MembershipFactory, UserFactory
 from tests.utils import GENERIC_DECLINE, SUCCEEDS, add_card
 
@@ -31,6 +33,11 @@ def owner():
     add_card(account, SUCCEEDS, exp_month=3, exp_year=2032)
     add_card(account, "5555555555554444", in_order=False)
     invoice = InvoiceFactory(account=account, number="INV-2026-0042", status=Invoice.Status.PAST_DUE)
+    # Paid (by the backup) and partly refunded: the invoice page shows its refunds.
+    refunded = InvoiceFactory(account=account, number="INV-2026-0041", amount_minor=9_900)
+    invoice_pay_now(invoice=refunded, actor=None)
+    invoice_refund(invoice=refunded, amount_minor=1_900, actor=None)
+    invoice.refunded = refunded
     return user, declines, invoice
 
 
@@ -82,6 +89,8 @@ def test_every_page_has_no_serious_violation(browser, live_server, owner, langua
         "/invoices/",
         "/invoices/?status=past_due",
         f"/invoices/{invoice.pk}/",
+        f"/invoices/{invoice.refunded.pk}/",
+        f"/invoices/{invoice.pk}/authenticate/",
         "/activity/",
         "/settings/",
     ]
