@@ -155,3 +155,25 @@ def test_the_customer_sees_refunds_on_the_invoice_page_and_in_the_api(client, pa
     data = api.get(f"/api/invoices/{paid.pk}/").json()
     assert data["refunded_minor"] == 4_000
     assert [(r["amount_minor"], r["status"]) for r in data["refunds"]] == [(4_000, "succeeded")]
+
+
+def test_support_resolves_an_unknown_refund_from_the_refunds_admin(client, paid, monkeypatch):
+    from payments.gateways.sandbox import SandboxGateway
+
+    real = SandboxGateway.refund
+
+    def answer_lost(self, **kwargs):
+        real(self, **kwargs)
+        raise GatewayUnavailable("reply lost")
+
+    monkeypatch.setattr(SandboxGateway, "refund", answer_lost)
+    refund = invoice_refund(invoice=paid, amount_minor=1_500, actor=None)
+    monkeypatch.setattr(SandboxGateway, "refund", real)
+    client.force_login(SupportUserFactory())
+    response = client.post(
+        reverse("admin:invoices_refund_changelist"), {"action": "resolve", "_selected_action": [refund.pk]}
+    )
+    assert response.status_code == 302
+    refund.refresh_from_db()
+    assert refund.status == Refund.Status.SUCCEEDED
+    assert SandboxRefund.objects.count() == 1
