@@ -3,6 +3,7 @@ customer is emailed once per attempt with a link to the authenticate page, and t
 the charge only as the gateway reports it, or cancels it when the invoice no longer needs it."""
 
 import dataclasses
+import datetime
 
 import pytest
 from django.urls import reverse
@@ -89,20 +90,38 @@ def _waiting(invoice) -> PaymentAttempt:
     return invoice.attempts.get(status=Status.REQUIRES_ACTION)
 
 
-def test_the_cascade_moves_on_and_the_customer_is_emailed_once_per_attempt(member, settings):
+def test_the_cascade_moves_on_and_the_customer_is_emailed_once_per_attempt(member):
+    _asking_primary(member)  # the backup declines
+    invoice = InvoiceFactory(account=member)
+    settlement_run()
+    invoice.refresh_from_db()
+    assert invoice.status == Invoice.Status.PAST_DUE
+    first = invoice.attempts.get(position=1)
+    assert first.status == Status.REQUIRES_ACTION
+    assert invoice.attempts.get(position=2).status == Status.FAILED  # the cascade went on
+    emails = SentEmail.objects.filter(kind=SentEmail.Kind.AUTHENTICATION_REQUIRED)
+    assert list(emails.values_list("event_key", flat=True)) == [f"authentication_required:{first.pk}"]
+    assert emails.get().context["invoice_id"] == invoice.pk
+    # A run that finds nothing due asks nothing more; the next round's new attempt asks again, once.
+    settlement_run()
+    assert emails.count() == 1
+    settlement_run(as_of=invoice.next_attempt_at + datetime.timedelta(minutes=1))
+    second = invoice.attempts.filter(position=1).latest("sequence")
+    assert second != first
+    assert sorted(emails.values_list("event_key", flat=True)) == sorted(
+        [f"authentication_required:{first.pk}", f"authentication_required:{second.pk}"]
+    )
+
+
+def test_nobody_is_asked_to_authenticate_when_a_backup_pays_in_the_same_run(member):
     _asking_primary(member, backup=utils.SUCCEEDS)
     invoice = InvoiceFactory(account=member)
     settlement_run()
     invoice.refresh_from_db()
     assert invoice.status == Invoice.Status.PAID and invoice.paid_by_backup
-    attempt = invoice.attempts.get(position=1)
-    assert attempt.status == Status.REQUIRES_ACTION
-    email = SentEmail.objects.get(kind=SentEmail.Kind.AUTHENTICATION_REQUIRED)
-    assert email.event_key == f"authentication_required:{attempt.pk}"
-    assert email.context["invoice_id"] == invoice.pk
-    # A second run charges nothing and asks nothing more.
-    settlement_run()
-    assert SentEmail.objects.filter(kind=SentEmail.Kind.AUTHENTICATION_REQUIRED).count() == 1
+    assert invoice.attempts.get(position=1).status == Status.REQUIRES_ACTION
+    assert not SentEmail.objects.filter(kind=SentEmail.Kind.AUTHENTICATION_REQUIRED).exists()
+    assert SentEmail.objects.filter(kind=SentEmail.Kind.BACKUP_CHARGED).count() == 1
 
 
 def test_the_email_links_to_the_authenticate_page(member, mailoutbox, django_capture_on_commit_callbacks):
