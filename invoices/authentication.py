@@ -14,6 +14,7 @@ the customer a link to the invoice's authenticate page. There:
 
 import dataclasses
 import enum
+import functools
 import logging
 
 from django.conf import settings
@@ -22,7 +23,7 @@ from django.db import transaction
 from invoices import transitions
 from invoices.models import Invoice, PaymentAttempt
 from payments.gateways import get_gateway
-from payments.gateways.base import ChargeResult, ChargeStatus
+from payments.gateways.base import ChargeResult, ChargeStatus, GatewayUnavailable
 
 from .settlement.resolve import attempt_for_update, attempt_result_apply
 
@@ -36,6 +37,7 @@ class Stage(enum.StrEnum):
     CLOSED = "closed"  # the invoice was voided or written off
     FAILED = "failed"  # the bank refused the charge: the invoice is tried again with the next method
     NOTHING = "nothing"  # no charge of this invoice waits for the customer
+    UNAVAILABLE = "unavailable"  # the gateway did not answer: nothing changed, try again
 
 
 @dataclasses.dataclass(frozen=True)
@@ -99,6 +101,23 @@ def _cancel_waiting(invoice: Invoice) -> None:
         )
 
 
+def _unless_unavailable(step):
+    """A gateway that does not answer changes nothing here: the page says so, and asks again."""
+
+    @functools.wraps(step)
+    def wrapped(invoice: Invoice, **kwargs) -> Authentication:
+        try:
+            return step(invoice, **kwargs)
+        except GatewayUnavailable as exc:
+            logger.warning(
+                "Authentication of invoice %s: the gateway did not answer (%s)", invoice.number, exc
+            )
+            return Authentication(stage=Stage.UNAVAILABLE)
+
+    return wrapped
+
+
+@_unless_unavailable
 def authentication_start(invoice: Invoice) -> Authentication:
     """What the authenticate page shows (see the module). Calls the gateway: never inside a
     transaction."""
@@ -132,6 +151,7 @@ def _finished_stage(invoice: Invoice, result: ChargeResult) -> Stage:
     return Stage.FAILED if result.status == ChargeStatus.FAILED else Stage.NOTHING
 
 
+@_unless_unavailable
 def authentication_finish(invoice: Invoice, *, attempt_id: int) -> Authentication:
     """After the browser confirmed (or gave up): the gateway's answer, read again, applied."""
     attempt = invoice.attempts.filter(pk=attempt_id).select_related("method").first()
@@ -140,7 +160,7 @@ def authentication_finish(invoice: Invoice, *, attempt_id: int) -> Authenticatio
         return Authentication(stage=_stage_of(invoice), attempt=attempt)
     result = get_gateway(attempt.method.gateway).retrieve(attempt.gateway_reference)
     if result is None or result.status == ChargeStatus.REQUIRES_ACTION:
-        return authentication_start(invoice)  # still waiting: the page asks again
+        return authentication_start.__wrapped__(invoice)  # still waiting: the page asks again
     invoice = _apply(attempt, result, source="authentication page")
     if result.status == ChargeStatus.SUCCEEDED and invoice.paid_by_attempt_id != attempt.pk:
         logger.error(

@@ -134,6 +134,12 @@ AUTHENTICATION_MESSAGES = {
         messages.INFO,
         gettext_lazy("No payment of this invoice is waiting for you to confirm it."),
     ),
+    Stage.UNAVAILABLE: (
+        messages.WARNING,
+        gettext_lazy(
+            "We could not reach the payment processor. Nothing was charged; please try again shortly."
+        ),
+    ),
 }
 
 

@@ -220,3 +220,22 @@ def test_a_charge_the_gateway_would_not_cancel_stays_waiting(client, member, mon
     client.get(reverse("invoice_authenticate", args=[invoice.pk]))
     attempt.refresh_from_db()
     assert attempt.status == Status.REQUIRES_ACTION  # never closed on our side alone
+
+
+def test_a_gateway_that_does_not_answer_changes_nothing_and_the_page_says_so(client, member, monkeypatch):
+    from payments.gateways.base import GatewayUnavailable
+
+    _asking_primary(member)
+    invoice = InvoiceFactory(account=member)
+    invoice_pay_now(invoice=invoice, actor=None)
+    attempt = _waiting(invoice)
+
+    def no_answer(self, reference):
+        raise GatewayUnavailable("timed out")
+
+    monkeypatch.setattr(ThreeDSecureSandbox, "retrieve", no_answer)
+    page = client.get(reverse("invoice_authenticate", args=[invoice.pk]))
+    assert page.status_code == 200 and "could not reach the payment processor" in page.content.decode()
+    client.post(reverse("invoice_authenticate", args=[invoice.pk]), {"attempt": attempt.pk})
+    attempt.refresh_from_db()
+    assert attempt.status == Status.REQUIRES_ACTION
