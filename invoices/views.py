@@ -18,7 +18,7 @@ from payments.forms import PayNowForm
 from payments.models import PaymentMethod
 
 from . import settlement
-from .authentication import Stage, authentication_finish, authentication_start
+from .authentication import Stage, authentication_finish, authentication_start, waiting_attempt
 from .models import Invoice, PaymentAttempt
 from .refunds import customer_refunds
 from .timeline import attempt_timeline
@@ -92,6 +92,7 @@ class InvoiceDetailView(MemberPage, TemplateView):
             preview=preview,
             pay_form=PayNowForm(methods=_payable_methods(self.account)),
             refunds=customer_refunds(invoice),
+            waiting_authentication=waiting_attempt(invoice) if invoice.is_collectable else None,
         )
         return context
 

@@ -139,11 +139,14 @@ def test_the_page_confirms_in_the_browser_and_the_server_applies_the_gateways_an
     invoice_pay_now(invoice=invoice, actor=None)
     attempt = _waiting(invoice)
     url = reverse("invoice_authenticate", args=[invoice.pk])
+    # The invoice's page leads there.
+    assert f'href="{url}"' in client.get(reverse("invoice_detail", args=[invoice.pk])).content.decode()
     page = client.get(url)
     body = page.content.decode()
     assert page.status_code == 200
     assert f'data-client-secret="{attempt.gateway_reference}_secret_abc"' in body
     assert 'src="/static/invoices/authenticate.js"' in body and "<script>" not in body
+    assert "needs JavaScript" in body  # said plainly to a browser without it (noscript)
     # The browser posts back, but its word is not taken: the bank has not confirmed yet.
     client.post(url, {"attempt": attempt.pk})
     attempt.refresh_from_db()
