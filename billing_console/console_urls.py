@@ -72,4 +72,9 @@ urlpatterns = [
     path("invoices/", invoices.InvoiceListView.as_view(), name="invoices"),
     path("invoices/<int:pk>/", invoices.InvoiceDetailView.as_view(), name="invoice_detail"),
     path("invoices/<int:pk>/pay/", invoices.InvoicePayNowView.as_view(), name="invoice_pay_now"),
+    path(
+        "invoices/<int:pk>/authenticate/",
+        invoices.InvoiceAuthenticateView.as_view(),
+        name="invoice_authenticate",
+    ),
 ]

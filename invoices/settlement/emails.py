@@ -79,3 +79,18 @@ def account_suspended(*, invoice: Invoice) -> Notification:
         event_key=f"account_suspended:{invoice.account_id}:{invoice.pk}",
         context=_invoice_context(invoice),
     )
+
+
+def authentication_required(*, invoice: Invoice, attempt: PaymentAttempt) -> Notification:
+    """The customer's bank asks them to confirm a charge themselves (3-D Secure): the link opens the
+    console's page that does it. Once per attempt, whichever way its answer came in."""
+    return Notification(
+        account=invoice.account,
+        kind=SentEmail.Kind.AUTHENTICATION_REQUIRED,
+        event_key=f"authentication_required:{attempt.pk}",
+        context={
+            **_invoice_context(invoice),
+            "method": attempt.method.label if attempt.method else "",
+            "position": attempt.position,
+        },
+    )
