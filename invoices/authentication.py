@@ -7,25 +7,35 @@ the customer a link to the invoice's authenticate page. There:
    the invoice is still open and the charge still waits, the page confirms it in the browser with
    the processor's script (Stripe.js). If the invoice was paid by a backup meanwhile, or closed,
    the charge is cancelled at the gateway, so it can never be confirmed, and the page says so.
+   While the page holds the charge's secret, the invoice is leased to it (``AUTHENTICATION_HOLD_SECONDS``)
+   as a settlement run leases the invoices it works on: no run charges another method of it
+   meanwhile, so the customer's confirmation cannot become a second payment. A run already
+   working on the invoice keeps it, and the page says to come back in a moment.
 2. ``authentication_finish`` runs after the browser is done. It never trusts what the browser
    says: it reads the charge again from the gateway and applies that answer through the state
    machine, under the invoice's lock, as a webhook would.
 """
 
 import dataclasses
+import datetime
 import enum
 import functools
 import logging
 
 from django.conf import settings
 from django.db import transaction
+from django.utils import timezone
 
 from invoices import transitions
 from invoices.models import Invoice, PaymentAttempt
 from payments.gateways import get_gateway
 from payments.gateways.base import ChargeResult, ChargeStatus, GatewayUnavailable
 
+from .settlement.claim import claim_one, new_lease, release
 from .settlement.resolve import attempt_for_update, attempt_result_apply
+
+# The lease owner of an invoice the authenticate page holds for the customer.
+HOLD_OWNER = "authentication page"
 
 logger = logging.getLogger("invoices.authentication")
 Status = PaymentAttempt.Status
@@ -38,6 +48,7 @@ class Stage(enum.StrEnum):
     FAILED = "failed"  # the bank refused the charge: the invoice is tried again with the next method
     NOTHING = "nothing"  # no charge of this invoice waits for the customer
     UNAVAILABLE = "unavailable"  # the gateway did not answer: nothing changed, try again
+    BUSY = "busy"  # a settlement run is charging the invoice right now: try again in a moment
 
 
 @dataclasses.dataclass(frozen=True)
@@ -71,11 +82,14 @@ def _apply(attempt: PaymentAttempt, result: ChargeResult, *, source: str) -> Inv
         return locked.invoice
 
 
-def _cancel_waiting(invoice: Invoice) -> None:
-    """The invoice no longer needs these charges: cancel each at the gateway (outside any
-    transaction), then close its attempt. A charge the customer confirmed in between is applied
-    as it is: the money is in, and support refunds it."""
-    for attempt in invoice.attempts.filter(status=Status.REQUIRES_ACTION).select_related("method"):
+def _cancel_waiting(invoice: Invoice, *, keep: PaymentAttempt | None = None) -> None:
+    """The invoice no longer needs these charges (all but ``keep``): cancel each at the gateway
+    (outside any transaction), then close its attempt. A charge the customer confirmed in between
+    is applied as it is: the money is in, and support refunds it."""
+    waiting = invoice.attempts.filter(status=Status.REQUIRES_ACTION).select_related("method")
+    if keep is not None:
+        waiting = waiting.exclude(pk=keep.pk)
+    for attempt in waiting:
         result = get_gateway(attempt.method.gateway).cancel(attempt.gateway_reference)
         with transaction.atomic():
             locked = attempt_for_update(idempotency_key=attempt.idempotency_key)
@@ -128,9 +142,13 @@ def authentication_start(invoice: Invoice) -> Authentication:
     attempt = waiting_attempt(invoice)
     if attempt is None:
         return Authentication(stage=Stage.NOTHING)
+    # One charge at a time can be confirmed: the latest. An earlier round's is cancelled first.
+    _cancel_waiting(invoice, keep=attempt)
     gateway = get_gateway(attempt.method.gateway)
     result = gateway.retrieve(attempt.gateway_reference)
     if result is not None and result.status == ChargeStatus.REQUIRES_ACTION and result.action_secret:
+        if not _hold(invoice):
+            return Authentication(stage=Stage.BUSY, attempt=attempt)
         return Authentication(
             stage=Stage.AUTHENTICATE,
             attempt=attempt,
@@ -141,6 +159,14 @@ def authentication_start(invoice: Invoice) -> Authentication:
         return Authentication(stage=Stage.NOTHING, attempt=attempt)
     invoice = _apply(attempt, result, source="authentication page")
     return Authentication(stage=_finished_stage(invoice, result), attempt=attempt)
+
+
+def _hold(invoice: Invoice) -> bool:
+    """Lease the invoice to the page while the customer authenticates (see the module); False if a
+    settlement run holds it now. Asking again (a reload) renews the page's own hold."""
+    until = timezone.now() + datetime.timedelta(seconds=settings.AUTHENTICATION_HOLD_SECONDS)
+    lease = new_lease(owner=HOLD_OWNER)
+    return claim_one(invoice_id=invoice.pk, lease=lease, until=until, reclaim_owner=HOLD_OWNER) is not None
 
 
 def _finished_stage(invoice: Invoice, result: ChargeResult) -> Stage:
@@ -162,6 +188,9 @@ def authentication_finish(invoice: Invoice, *, attempt_id: int) -> Authenticatio
     if result is None or result.status == ChargeStatus.REQUIRES_ACTION:
         return authentication_start.__wrapped__(invoice)  # still waiting: the page asks again
     invoice = _apply(attempt, result, source="authentication page")
+    release(invoice_ids=[invoice.pk], owner=HOLD_OWNER)
+    if not invoice.is_collectable:
+        _cancel_waiting(invoice)  # paid (or closed): no other charge of it may be confirmed now
     if result.status == ChargeStatus.SUCCEEDED and invoice.paid_by_attempt_id != attempt.pk:
         logger.error(
             "Attempt %s was authenticated after invoice %s was %s: support must refund it.",

@@ -160,6 +160,10 @@ AUTHENTICATION_MESSAGES = {
         messages.INFO,
         gettext_lazy("No payment of this invoice is waiting for you to confirm it."),
     ),
+    Stage.BUSY: (
+        messages.INFO,
+        gettext_lazy("A payment of this invoice is being processed right now. Please try again in a minute."),
+    ),
     Stage.UNAVAILABLE: (
         messages.WARNING,
         gettext_lazy(

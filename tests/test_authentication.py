@@ -7,9 +7,11 @@ import datetime
 
 import pytest
 from django.urls import reverse
+from django.utils import timezone
 
 from invoices.models import Invoice, PaymentAttempt
 from invoices.settlement import invoice_pay_now, settlement_run
+from invoices.settlement.claim import claim_one, new_lease
 from notifications.models import SentEmail
 from payments.gateways.base import ChargeResult, ChargeStatus
 from payments.gateways.sandbox import SandboxGateway
@@ -242,3 +244,56 @@ def test_a_gateway_that_does_not_answer_changes_nothing_and_the_page_says_so(cli
     client.post(reverse("invoice_authenticate", args=[invoice.pk]), {"attempt": attempt.pk})
     attempt.refresh_from_db()
     assert attempt.status == Status.REQUIRES_ACTION
+
+
+def _past_due_and_waiting(member):
+    """An invoice whose primary asks for 3-D Secure and whose backup declined: due again later."""
+    _asking_primary(member)
+    invoice = InvoiceFactory(account=member)
+    settlement_run()
+    invoice.refresh_from_db()
+    assert invoice.status == Invoice.Status.PAST_DUE
+    return invoice
+
+
+def test_while_the_page_holds_the_invoice_no_run_charges_another_method(client, member):
+    invoice = _past_due_and_waiting(member)
+    attempt = _waiting(invoice)
+    url = reverse("invoice_authenticate", args=[invoice.pk])
+    assert "data-client-secret" in client.get(url).content.decode()
+    invoice.refresh_from_db()
+    assert invoice.lease_owner == "authentication page" and invoice.lease_expires_at > timezone.now()
+
+    # The next round comes while the customer is still on the page: nothing is charged.
+    attempts_before = invoice.attempts.count()
+    settlement_run(as_of=invoice.next_attempt_at + datetime.timedelta(minutes=1))
+    assert invoice.attempts.count() == attempts_before
+
+    # Confirmed: paid by that attempt, and the hold is given back.
+    ThreeDSecureSandbox.bank_says(attempt.gateway_reference, ChargeStatus.SUCCEEDED)
+    client.post(url, {"attempt": attempt.pk})
+    invoice.refresh_from_db()
+    assert (invoice.status, invoice.paid_by_attempt_id) == (Invoice.Status.PAID, attempt.pk)
+    assert (invoice.lease_owner, invoice.lease_expires_at) == ("", None)
+
+
+def test_a_run_working_on_the_invoice_makes_the_page_wait(client, member):
+    invoice = _past_due_and_waiting(member)
+    claim_one(invoice_id=invoice.pk, lease=new_lease(owner="worker-1:run-9"))
+    page = client.get(reverse("invoice_authenticate", args=[invoice.pk]), follow=True)
+    body = page.content.decode()
+    assert "being processed right now" in body
+    assert "data-client-secret" not in body  # no secret while a run may charge another method
+
+
+def test_only_the_latest_waiting_charge_can_be_confirmed(client, member):
+    invoice = _past_due_and_waiting(member)
+    first = _waiting(invoice)
+    settlement_run(as_of=invoice.next_attempt_at + datetime.timedelta(minutes=1))
+    latest = invoice.attempts.filter(status=Status.REQUIRES_ACTION).latest("sequence")
+    assert latest != first
+
+    body = client.get(reverse("invoice_authenticate", args=[invoice.pk])).content.decode()
+    assert f'data-client-secret="{latest.gateway_reference}_secret_abc"' in body
+    first.refresh_from_db()
+    assert first.status == Status.CANCELED and ThreeDSecureSandbox.cancelled == [first.gateway_reference]
