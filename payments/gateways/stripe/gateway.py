@@ -107,6 +107,8 @@ def _ledger_entry(intent) -> LedgerEntry | None:
 
 class StripeGateway(Gateway):
     name = "stripe"
+    # Stripe keeps a key for 24 hours from its first request, then forgets it.
+    idempotency_key_lifetime = datetime.timedelta(hours=24)
 
     @staticmethod
     def configuration_errors() -> list[str]:
