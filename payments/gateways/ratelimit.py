@@ -16,7 +16,7 @@ import time
 
 from django.conf import settings
 from django.core.cache import caches
-from django.db import connection, connections, transaction
+from django.db import connection, connections
 
 from payments.models import GatewayRateBucket
 
@@ -24,8 +24,12 @@ REDIS_BACKENDS = frozenset({"core.cache.RedisCache", "django.core.cache.backends
 
 # A request's way from the bucket to the processor takes a varying few milliseconds (the sleep wakes
 # late, the thread waits for the processor, the network); spacing requests this much wider than the
-# rate keeps every one-second window at or under it as the processor counts.
-HEADROOM = 1.03
+# rate (50 ms of slack in every second) keeps every one-second window at or under it as the
+# processor counts.
+HEADROOM = 1.05
+# A request more than this late for its turn takes another (at most MAX_TURNS, then it goes).
+LATE_SECONDS = 0.02
+MAX_TURNS = 20
 
 # KEYS[1]: the bucket; ARGV[1]: the interval in microseconds. Returns the wait in microseconds.
 RESERVE_LUA = """
@@ -38,10 +42,13 @@ return slot - now
 """
 
 _NOW_US = "CAST(EXTRACT(EPOCH FROM clock_timestamp()) * 1000000 AS BIGINT)"
-# The row lock orders concurrent reservations; clock_timestamp() is read once the lock is held.
+# One statement, so one round trip: the row lock orders concurrent reservations, clock_timestamp()
+# is read once the lock is held, and the commit does not wait for the disk (a reservation lost in a
+# crash of the database server costs nothing) so the lock is held for microseconds.
 RESERVE_SQL_POSTGRESQL = (
+    "WITH quick AS (SELECT set_config('synchronous_commit', 'off', true)) "
     f"UPDATE payments_gatewayratebucket SET next_at_us = GREATEST(next_at_us, {_NOW_US}) + %s "
-    f"WHERE name = %s RETURNING next_at_us - %s - {_NOW_US}"
+    f"FROM quick WHERE name = %s RETURNING next_at_us - %s - {_NOW_US}"
 )
 RESERVE_SQL = (
     "UPDATE payments_gatewayratebucket "
@@ -69,11 +76,23 @@ class Bucket:
         raise NotImplementedError
 
     def take(self) -> float:
-        """Wait for this process's turn; returns how long it waited, in seconds."""
-        wait = self.reserve()
-        if wait > 0:
-            self.sleep(wait)
-        return max(wait, 0.0)
+        """Wait for this process's turn; returns how long it waited, in seconds.
+
+        The wait is counted from the store's clock at the moment of the reservation, which this
+        process saw halfway through the round trip. A turn this process wakes up for too late (a
+        busy machine) is let go and another taken: sent late, the request would bunch up with the
+        turns after it, and that second would hold more than the rate."""
+        started = time.monotonic()
+        for _ in range(MAX_TURNS):
+            asked = time.monotonic()
+            wait = self.reserve()
+            answered = time.monotonic()
+            turn = (asked + answered) / 2 + wait
+            if turn > answered:
+                self.sleep(turn - answered)
+            if time.monotonic() - turn <= LATE_SECONDS:
+                break
+        return time.monotonic() - started
 
 
 class RedisBucket(Bucket):
@@ -88,10 +107,9 @@ class RedisBucket(Bucket):
 
 
 class DatabaseBucket(Bucket):
-    """Reserved in a transaction of its own that does not wait for the disk (a reservation lost in
-    a crash of the database server costs nothing): the row lock is held for microseconds. Called
-    inside a transaction of the caller's (no gateway call should be), it reserves on a connection
-    of its own, so the row is never held until that transaction ends."""
+    """Reserved in one statement of its own. Called inside a transaction of the caller's (no gateway
+    call should be), it reserves on a connection of its own, so the row is never held until that
+    transaction ends."""
 
     _local = threading.local()
     _created: set[str] = set()
@@ -104,8 +122,6 @@ class DatabaseBucket(Bucket):
         if own is None:
             own = self._local.connection = connections.create_connection("default")
             self._own.append(own)
-            with own.cursor() as cursor:
-                cursor.execute("SET synchronous_commit = off")
         return own
 
     @classmethod
@@ -144,12 +160,7 @@ class DatabaseBucket(Bucket):
             with db.cursor() as cursor:
                 cursor.execute(RESERVE_SQL, [now, now, self.interval_us, self.name, self.interval_us, now])
                 row = cursor.fetchone()
-        elif db is connection:
-            with transaction.atomic(), db.cursor() as cursor:
-                cursor.execute("SET LOCAL synchronous_commit = off")
-                cursor.execute(RESERVE_SQL_POSTGRESQL, [self.interval_us, self.name, self.interval_us])
-                row = cursor.fetchone()
-        else:  # the bucket's own connection, in autocommit
+        else:
             with db.cursor() as cursor:
                 cursor.execute(RESERVE_SQL_POSTGRESQL, [self.interval_us, self.name, self.interval_us])
                 row = cursor.fetchone()
