@@ -2,6 +2,7 @@
 Redis when the cache is Redis. Reservations are spaced one interval apart, whoever makes them, so no
 second holds more requests than the rate."""
 
+import itertools
 import shutil
 import socket
 import subprocess
@@ -54,7 +55,7 @@ def _assert_paced(moments: list[float]) -> None:
         assert sum(1 for moment in moments[i:] if moment < start + 1) <= RATE
     span = moments[-1] - moments[0]
     assert (len(moments) - 1) * interval * 0.9 <= span <= (len(moments) - 1) * interval + 0.5
-    gaps = [b - a for a, b in zip(moments, moments[1:], strict=False)]
+    gaps = [b - a for a, b in itertools.pairwise(moments)]
     assert sorted(gaps)[len(gaps) // 2] >= interval * 0.8
 
 
@@ -79,7 +80,7 @@ def _slots(bucket, n: int) -> list[tuple[float, float]]:
 def _assert_one_interval_apart(bucket) -> None:
     interval = bucket.interval_us / 1_000_000
     slots = _slots(bucket, 3)
-    for (a, error_a), (b, error_b) in zip(slots, slots[1:], strict=False):
+    for (a, error_a), (b, error_b) in itertools.pairwise(slots):
         assert b - a == pytest.approx(interval, abs=error_a + error_b)
 
 

@@ -16,7 +16,7 @@ from payments.gateways.base import GatewayUnavailable
 from payments.gateways.stripe import StripeGateway
 from payments.sandbox.models import SandboxCharge
 from tests import utils
-from tests.factories import AccountFactory, MembershipFactory, InvoiceFactory
+from tests.factories import AccountFactory, InvoiceFactory, MembershipFactory
 
 pytestmark = pytest.mark.django_db
 

@@ -37,19 +37,21 @@ local now = redis.call('TIME')
 now = tonumber(now[1]) * 1000000 + tonumber(now[2])
 local interval = tonumber(ARGV[1])
 local slot = math.max(tonumber(redis.call('GET', KEYS[1]) or '0'), now)
-redis.call('SET', KEYS[1], string.format('%d', slot + interval), 'PX', math.floor((slot - now) / 1000) + 60000)
+local ttl = math.floor((slot - now) / 1000) + 60000
+redis.call('SET', KEYS[1], string.format('%d', slot + interval), 'PX', ttl)
 return slot - now
 """
 
-_NOW_US = "CAST(EXTRACT(EPOCH FROM clock_timestamp()) * 1000000 AS BIGINT)"
 # One statement, so one round trip: the row lock orders concurrent reservations, clock_timestamp()
-# is read once the lock is held, and the commit does not wait for the disk (a reservation lost in a
+# is read once the lock is held (a waiting UPDATE computes its row again), and the commit does not wait for the disk (a reservation lost in a
 # crash of the database server costs nothing) so the lock is held for microseconds.
-RESERVE_SQL_POSTGRESQL = (
-    "WITH quick AS (SELECT set_config('synchronous_commit', 'off', true)) "
-    f"UPDATE payments_gatewayratebucket SET next_at_us = GREATEST(next_at_us, {_NOW_US}) + %s "
-    f"FROM quick WHERE name = %s RETURNING next_at_us - %s - {_NOW_US}"
-)
+RESERVE_SQL_POSTGRESQL = """
+WITH quick AS (SELECT set_config('synchronous_commit', 'off', true))
+UPDATE payments_gatewayratebucket
+SET next_at_us = GREATEST(next_at_us, CAST(EXTRACT(EPOCH FROM clock_timestamp()) * 1000000 AS BIGINT)) + %s
+FROM quick WHERE name = %s
+RETURNING next_at_us - %s - CAST(EXTRACT(EPOCH FROM clock_timestamp()) * 1000000 AS BIGINT)
+"""
 RESERVE_SQL = (
     "UPDATE payments_gatewayratebucket "
     "SET next_at_us = (CASE WHEN next_at_us > %s THEN next_at_us ELSE %s END) + %s "
