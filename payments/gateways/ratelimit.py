@@ -48,7 +48,9 @@ return slot - now
 RESERVE_SQL_POSTGRESQL = """
 WITH quick AS (SELECT set_config('synchronous_commit', 'off', true))
 UPDATE payments_gatewayratebucket
-SET next_at_us = GREATEST(next_at_us, CAST(EXTRACT(EPOCH FROM clock_timestamp()) * 1000000 AS BIGINT)) + %s
+SET next_at_us = GREATEST(
+    next_at_us, CAST(EXTRACT(EPOCH FROM clock_timestamp()) * 1000000 AS BIGINT)
+) + %s
 FROM quick WHERE name = %s
 RETURNING next_at_us - %s - CAST(EXTRACT(EPOCH FROM clock_timestamp()) * 1000000 AS BIGINT)
 """
