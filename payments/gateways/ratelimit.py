@@ -43,8 +43,9 @@ return slot - now
 """
 
 # One statement, so one round trip: the row lock orders concurrent reservations, clock_timestamp()
-# is read once the lock is held (a waiting UPDATE computes its row again), and the commit does not wait for the disk (a reservation lost in a
-# crash of the database server costs nothing) so the lock is held for microseconds.
+# is read once the lock is held (an UPDATE that waited computes its row again), and the commit does
+# not wait for the disk (a reservation lost in a crash of the database server costs nothing), so the
+# lock is held for microseconds.
 RESERVE_SQL_POSTGRESQL = """
 WITH quick AS (SELECT set_config('synchronous_commit', 'off', true))
 UPDATE payments_gatewayratebucket
