@@ -15,11 +15,13 @@ import pytest
 import requests
 import responses
 
+from invoices import reconciliation
 from payments import declines
 from payments.gateways.base import ChargeStatus, GatewayError, GatewayUnavailable, InvalidPaymentDetails
 from payments.gateways.stripe import StripeGateway
 from payments.gateways.stripe import client as stripe_client
 from payments.gateways.stripe.outcomes import OUTCOMES, UNKNOWN
+from tests.factories import InvoiceFactory, PaymentAttemptFactory
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "stripe"
 LOCAL_API = "http://127.0.0.1:9"  # the discard port: nothing answers there but ``responses``
@@ -214,7 +216,7 @@ def test_errors_whose_outcome_is_unknown_raise_gateway_unavailable(api, gateway,
     api.post(INTENTS, status=status, json=fixture(name))
     assert OUTCOMES[table_row] is UNKNOWN
     references = []
-    with pytest.raises(GatewayUnavailable):
+    with pytest.raises(GatewayUnavailable, match=table_row):
         charge(gateway, on_reference=references.append)
     assert references == []
     assert len(api.calls) == 1  # the library retries nothing: max_network_retries=0
@@ -440,6 +442,49 @@ def test_list_charges_pages_with_starting_after_since_a_time(api, gateway):
     assert [entry.reference for entry in second.entries] == ["pi_3Qlist03"] and second.next_cursor == ""
     assert form(api.calls[0]) == {"limit": "100", "created[gte]": str(int(since.timestamp()))}
     assert form(api.calls[1])["starting_after"] == "pi_3Qlist02"
+
+
+# Reconciliation ---------------------------------------------------------------------------------
+
+
+def test_reconciliation_reads_stripes_pages_newest_first_and_finds_an_invoice_charged_twice(api, gateway):
+    invoice = InvoiceFactory(number="INV-0100")
+    first = PaymentAttemptFactory(invoice=invoice, sequence=1, idempotency_key="att-INV-0100-1")
+    second = PaymentAttemptFactory(
+        invoice=invoice, sequence=2, idempotency_key="att-INV-0100-2", status="succeeded", decline_code=""
+    )
+    intent = fixture("payment_intent_succeeded")
+
+    def paid(pi_id, attempt, created):
+        metadata = {"invoice": invoice.number, "attempt": attempt.idempotency_key}
+        return {**intent, "id": pi_id, "metadata": metadata, "created": created}
+
+    # Newest first, as Stripe lists: the second attempt's PaymentIntent on the first page.
+    api.get(
+        INTENTS,
+        json={
+            "object": "list",
+            "url": "/v1/payment_intents",
+            "has_more": True,
+            "data": [paid("pi_3Qnewer", second, 1764640100)],
+        },
+    )
+    api.get(
+        INTENTS,
+        json={
+            "object": "list",
+            "url": "/v1/payment_intents",
+            "has_more": False,
+            "data": [paid("pi_3Qolder", first, 1764640000)],
+        },
+    )
+    found = {(d.kind, d.idempotency_keys) for d in reconciliation.differences(gateway=gateway, page_size=1)}
+    assert found == {
+        (reconciliation.CHARGED_NOT_RECORDED, ("att-INV-0100-1",)),
+        (reconciliation.CHARGED_TWICE, ("att-INV-0100-2", "att-INV-0100-1")),
+    }
+    assert form(api.calls[0]) == {"limit": "1"}
+    assert form(api.calls[1]) == {"limit": "1", "starting_after": "pi_3Qnewer"}
 
 
 # Refunds ----------------------------------------------------------------------------------------

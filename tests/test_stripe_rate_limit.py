@@ -5,6 +5,7 @@ the logging proxy."""
 
 import itertools
 import json
+import resource
 import time
 
 import pytest
@@ -18,6 +19,11 @@ pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
 RATE, INVOICES = 20, 500
 EXPECTED_SECONDS = INVOICES / RATE
+
+
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 @pytest.fixture(scope="module")
@@ -51,10 +57,10 @@ def test_two_settle_processes_share_20_requests_a_second_and_finish_in_25_second
             GATEWAY_MAX_REQUESTS_PER_SECOND=RATE,
             **localstripe_server.KEYS,
         )
-        started = time.monotonic()
+        started, cpu_before = time.monotonic(), _children_cpu()
         procs = [utils.manage("settle_invoices", "--json", "--concurrency", "4", env=env) for _ in range(2)]
         results = [proc.communicate(timeout=120) for proc in procs]
-        elapsed = time.monotonic() - started
+        elapsed, cpu = time.monotonic() - started, _children_cpu() - cpu_before
         log = proxy.requests()
 
     for proc, (out, err) in zip(procs, results, strict=True):
@@ -77,7 +83,12 @@ def test_two_settle_processes_share_20_requests_a_second_and_finish_in_25_second
     assert most_in_one_second([r.at for r in log]) <= RATE
     span = max(r.at for r in log) - min(r.at for r in log)
     slowest_run = max(c["duration_s"] for c in counts)
-    print(f"requests span {span:.2f} s, slowest run {slowest_run:.2f} s, both processes {elapsed:.2f} s")
+    print(
+        f"requests span {span:.2f} s, slowest run {slowest_run:.2f} s, both processes {elapsed:.2f} s, "
+        f"{cpu / INVOICES * 1000:.1f} ms of processor time per invoice"
+    )
+    # Settling through Stripe costs far less processor time per invoice than the bucket's interval.
+    assert cpu / INVOICES < 0.5 / RATE
     assert EXPECTED_SECONDS * 0.9 <= span <= EXPECTED_SECONDS * 1.1
     assert slowest_run <= EXPECTED_SECONDS * 1.1
     localstripe_server.assert_settled_exactly_once_at_stripe(stripe_client, expected)

@@ -173,7 +173,9 @@ class StripeGateway(Gateway):
         if method.type != kind or (method.customer or "") not in ("", customer):
             raise refused
         if not method.customer:
-            _call(
+            # The attached method is the one to keep: attaching one of Stripe's test methods
+            # (pm_card_visa …) makes a new one, with an id of its own.
+            method = _call(
                 "attach", lambda: client.v1.payment_methods.attach(reference, params={"customer": customer})
             )
         return _tokenized(method)
