@@ -338,6 +338,18 @@ def test_the_wait_after_a_429_is_bounded_and_jittered():
     assert stripe_client.retry_after_seconds({}, 30) <= stripe_client.BACKOFF_MAX_SECONDS
 
 
+def test_without_its_request_bucket_a_charge_is_unknown_and_nothing_is_sent(api, gateway, monkeypatch):
+    from payments.gateways import ratelimit
+
+    def down(self):
+        raise OSError("connection refused")
+
+    monkeypatch.setattr(ratelimit.DatabaseBucket, "reserve", down)
+    with pytest.raises(GatewayUnavailable, match="api_connection_error"):
+        charge(gateway)
+    assert len(api.calls) == 0
+
+
 @pytest.mark.parametrize(
     ("key", "configured", "rate"),
     [("sk_live_abc", 0, 80), ("rk_live_abc", 0, 80), ("sk_test_abc", 0, 20), ("sk_live_abc", 50, 50)],

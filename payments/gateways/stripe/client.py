@@ -134,7 +134,10 @@ class RateLimitedRequestsClient(stripe.RequestsClient):
 
     def request(self, method, url, headers, post_data=None):
         for attempt in range(RATE_LIMITED_RETRIES + 1):
-            self.bucket.take()
+            try:
+                self.bucket.take()
+            except Exception as exc:  # the bucket's store is down: nothing was sent
+                raise stripe.APIConnectionError(f"The request bucket is unavailable: {exc}") from exc
             content, status, response_headers = super().request(method, url, headers, post_data)
             if status != 429 or attempt == RATE_LIMITED_RETRIES:
                 return content, status, response_headers
