@@ -52,7 +52,8 @@ class StripeProxy:
     def __init__(self, upstream: str, *, idempotency: bool = True, latency: float = 0.0):
         self.upstream = urllib.parse.urlsplit(upstream)
         self.idempotency, self.latency = idempotency, latency
-        self.log: list[Logged] = []
+        self.log: list[Logged] = []  # each request once its reply is sent
+        self.answered: list[tuple[str, str]] = []  # (method, path) as soon as the server has answered
         self._saved: dict[tuple[str, str], tuple[tuple, tuple[int, dict, bytes]]] = {}
         self._running: dict[tuple[str, str], tuple] = {}
         self._lock = threading.Lock()
@@ -95,6 +96,8 @@ class StripeProxy:
 
     def _forward_slowly(self, method: str, target: str, headers: dict, body: bytes):
         response = self._forward(method, target, headers, body)
+        with self._lock:
+            self.answered.append((method, urllib.parse.urlsplit(target).path))
         if self.latency:
             time.sleep(self.latency)  # the server has answered; the reply is on its way
         return response

@@ -5,8 +5,10 @@ client points at a port on this machine, and ``responses`` answers every request
 is a connection error)."""
 
 import datetime
+import email.utils
 import json
 import re
+import time
 import types
 import urllib.parse
 from pathlib import Path
@@ -333,6 +335,9 @@ def test_a_429_that_persists_is_unknown_after_a_bounded_number_of_tries(api, gat
 def test_the_wait_after_a_429_is_bounded_and_jittered():
     assert stripe_client.retry_after_seconds({"Retry-After": "3"}, 0) == 3.0
     assert stripe_client.retry_after_seconds({"Retry-After": "600"}, 0) == stripe_client.BACKOFF_MAX_SECONDS
+    in_two = email.utils.formatdate(time.time() + 2, usegmt=True)
+    assert 0.5 <= stripe_client.retry_after_seconds({"Retry-After": in_two}, 0) <= 2.0
+    assert 0.25 <= stripe_client.retry_after_seconds({"Retry-After": "soon"}, 0) <= 0.5
     draws = {stripe_client.retry_after_seconds({}, 2) for _ in range(20)}
     assert len(draws) > 1 and all(1.0 <= wait <= 2.0 for wait in draws)
     assert stripe_client.retry_after_seconds({}, 30) <= stripe_client.BACKOFF_MAX_SECONDS

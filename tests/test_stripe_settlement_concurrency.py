@@ -163,7 +163,7 @@ def test_a_charge_made_before_the_kill_is_found_by_lookup_and_never_repeated(str
         env = _env(proxy.url, BILLING_LEASE_SECONDS=LEASE)
         proc = utils.manage("settle_invoices", env=env)
         deadline = time.monotonic() + 60
-        while not proxy.requests("POST", INTENTS):
+        while ("POST", INTENTS) not in proxy.answered:
             assert time.monotonic() < deadline and proc.poll() is None, "the charge never reached Stripe"
             time.sleep(0.05)
         proc.send_signal(signal.SIGKILL)  # the PaymentIntent exists; its reply is held back

@@ -115,11 +115,14 @@ def retry_after_seconds(headers, attempt: int, *, rng=random) -> float:
     value = (headers or {}).get("Retry-After", "")
     if value:
         try:
-            return min(max(float(value), 0.0), BACKOFF_MAX_SECONDS)
-        except ValueError:
-            moment = email.utils.parsedate_to_datetime(value) if value else None
-            if moment is not None:
-                return min(max(moment.timestamp() - time.time(), 0.0), BACKOFF_MAX_SECONDS)
+            seconds = float(value)
+        except ValueError:  # an HTTP date
+            try:
+                seconds = email.utils.parsedate_to_datetime(value).timestamp() - time.time()
+            except (TypeError, ValueError):
+                seconds = None
+        if seconds is not None:
+            return min(max(seconds, 0.0), BACKOFF_MAX_SECONDS)
     ceiling = min(BACKOFF_BASE_SECONDS * 2**attempt, BACKOFF_MAX_SECONDS)
     return rng.uniform(ceiling / 2, ceiling)
 
