@@ -8,9 +8,10 @@ not:
 - the same key while the first request is still running gets a 409 ``idempotency_error``;
 - a result is kept only once the endpoint ran (a 409 or 429 is not kept); GET and DELETE ignore keys.
 
-It listens on 127.0.0.1 at a free port, on threads of the test process. ``latency`` holds each reply
-back after the server has answered, so that a client killed meanwhile loses a reply to a request that
-took effect.
+It listens on 127.0.0.1 at a free port, on threads of the test process. ``hold`` keeps each request
+in flight that long before it reaches the server; ``latency`` holds each reply back after the server
+has answered (and the request is logged), so that a client killed meanwhile loses a reply to a
+request that took effect.
 """
 
 import dataclasses
@@ -49,9 +50,9 @@ def _error(status: int, message: str) -> tuple[int, dict, bytes]:
 
 
 class StripeProxy:
-    def __init__(self, upstream: str, *, idempotency: bool = True, latency: float = 0.0):
+    def __init__(self, upstream: str, *, idempotency: bool = True, hold: float = 0.0, latency: float = 0.0):
         self.upstream = urllib.parse.urlsplit(upstream)
-        self.idempotency, self.latency = idempotency, latency
+        self.idempotency, self.hold, self.latency = idempotency, hold, latency
         self.log: list[Logged] = []  # each request once its reply is sent
         self.answered: list[tuple[str, str]] = []  # (method, path) as soon as the server has answered
         self._saved: dict[tuple[str, str], tuple[tuple, tuple[int, dict, bytes]]] = {}
@@ -95,11 +96,11 @@ class StripeProxy:
             conn.close()
 
     def _forward_slowly(self, method: str, target: str, headers: dict, body: bytes):
+        if self.hold:
+            time.sleep(self.hold)  # the server is still working on it
         response = self._forward(method, target, headers, body)
         with self._lock:
             self.answered.append((method, urllib.parse.urlsplit(target).path))
-        if self.latency:
-            time.sleep(self.latency)  # the server has answered; the reply is on its way
         return response
 
     def handle(self, method: str, target: str, headers, body: bytes) -> tuple[int, dict, bytes, bool]:
@@ -186,6 +187,8 @@ class StripeProxy:
                             response=response if isinstance(response, dict) else {},
                         )
                     )
+                if proxy.latency:
+                    time.sleep(proxy.latency)  # the server has answered; the reply is on its way
                 self.send_response(status)
                 for name, value in headers.items():
                     self.send_header(name, value)

@@ -68,18 +68,13 @@ def test_the_interval_is_a_little_wider_than_the_rate():
 
 def _slots(bucket, n: int) -> list[tuple[float, float]]:
     """n reservations in a row: (the moment each turn comes, by this process's clock; the error)."""
-    slots = []
-    for _ in range(n):
-        asked = time.monotonic()
-        wait = bucket.reserve()
-        answered = time.monotonic()
-        slots.append(((asked + answered) / 2 + wait, (answered - asked) / 2 + 0.001))
-    return slots
+    return [(turn, round_trip / 2 + 0.001) for turn, round_trip in (bucket.reserve_turn() for _ in range(n))]
 
 
 def _assert_one_interval_apart(bucket) -> None:
     interval = bucket.interval_us / 1_000_000
     slots = _slots(bucket, 3)
+    assert all(error < 0.05 for _, error in slots)
     for (a, error_a), (b, error_b) in itertools.pairwise(slots):
         assert b - a == pytest.approx(interval, abs=error_a + error_b)
 

@@ -349,7 +349,7 @@ def test_without_its_request_bucket_a_charge_is_unknown_and_nothing_is_sent(api,
     def down(self):
         raise OSError("connection refused")
 
-    monkeypatch.setattr(ratelimit.DatabaseBucket, "reserve", down)
+    monkeypatch.setattr(ratelimit.DatabaseBucket, "reserve_turn", down)
     with pytest.raises(GatewayUnavailable, match="api_connection_error"):
         charge(gateway)
     assert len(api.calls) == 0

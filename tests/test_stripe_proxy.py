@@ -26,7 +26,7 @@ def localstripe():
 
 @pytest.fixture
 def proxy(localstripe):
-    with StripeProxy(localstripe, latency=0.3) as proxy:
+    with StripeProxy(localstripe, hold=0.3) as proxy:
         yield proxy
 
 

@@ -78,23 +78,30 @@ class Bucket:
 
     def reserve(self) -> float:
         """Take the next free moment; returns the seconds to wait until then (0 if it is now)."""
+        turn, _round_trip = self.reserve_turn()
+        return turn - time.monotonic()
+
+    def reserve_turn(self) -> tuple[float, float]:
+        """Take the next free moment: (when it is, by this process's monotonic clock; the round
+        trip of the one request that took it, in seconds). The store's clock is read halfway
+        through that round trip, as this process sees it."""
         raise NotImplementedError
 
     def take(self) -> float:
         """Wait for this process's turn; returns how long it waited, in seconds.
 
-        The wait is counted from the store's clock at the moment of the reservation, which this
-        process saw halfway through the round trip. A turn this process wakes up for too late (a
-        busy machine) is let go and another taken: sent late, the request would bunch up with the
-        turns after it, and that second would hold more than the rate."""
+        A turn is let go, and another taken, when this process cannot be sure of keeping it: the
+        reservation took too long to tell when the turn is, or this process woke up too late for it
+        (a busy machine). Sent late, or early, a request would bunch up with the turns next to it,
+        and that second would hold more than the rate."""
         started = time.monotonic()
         for _ in range(MAX_TURNS):
-            asked = time.monotonic()
-            wait = self.reserve()
-            answered = time.monotonic()
-            turn = (asked + answered) / 2 + wait
-            if turn > answered:
-                self.sleep(turn - answered)
+            turn, round_trip = self.reserve_turn()
+            if round_trip > LATE_SECONDS:
+                continue
+            left = turn - time.monotonic()
+            if left > 0:
+                self.sleep(left)
             if time.monotonic() - turn <= LATE_SECONDS:
                 break
         return time.monotonic() - started
@@ -107,8 +114,11 @@ class RedisBucket(Bucket):
         self.key = cache.make_key(f"gateway-rate:{name}")
         self.script = cache._cache.get_client(write=True).register_script(RESERVE_LUA)
 
-    def reserve(self) -> float:
-        return int(self.script(keys=[self.key], args=[self.interval_us])) / 1_000_000
+    def reserve_turn(self) -> tuple[float, float]:
+        asked = time.monotonic()
+        wait_us = int(self.script(keys=[self.key], args=[self.interval_us]))
+        answered = time.monotonic()
+        return (asked + answered) / 2 + wait_us / 1_000_000, answered - asked
 
 
 class DatabaseBucket(Bucket):
@@ -149,27 +159,31 @@ class DatabaseBucket(Bucket):
                 GatewayRateBucket.objects.get_or_create(name=self.name)
         self._created.add(self.name)
 
-    def reserve(self) -> float:
+    def reserve_turn(self) -> tuple[float, float]:
         db = self._connection()
         self._ensure_row(db)
-        wait_us = self._reserve(db)
-        if wait_us is None:  # the row is gone (a database emptied under a running process)
+        db.ensure_connection()
+        turn = self._reserve(db)
+        if turn is None:  # the row is gone (a database emptied under a running process)
             self._created.discard(self.name)
             self._ensure_row(db)
-            wait_us = self._reserve(db)
-        return int(wait_us) / 1_000_000
+            turn = self._reserve(db)
+        return turn
 
-    def _reserve(self, db) -> int | None:
-        if db.vendor != "postgresql":
-            now = int(time.time() * 1_000_000)
-            with db.cursor() as cursor:
-                cursor.execute(RESERVE_SQL, [now, now, self.interval_us, self.name, self.interval_us, now])
-                row = cursor.fetchone()
+    def _reserve(self, db) -> tuple[float, float] | None:
+        if db.vendor == "postgresql":
+            sql, params = RESERVE_SQL_POSTGRESQL, [self.interval_us, self.name, self.interval_us]
         else:
-            with db.cursor() as cursor:
-                cursor.execute(RESERVE_SQL_POSTGRESQL, [self.interval_us, self.name, self.interval_us])
-                row = cursor.fetchone()
-        return None if row is None else row[0]
+            now = int(time.time() * 1_000_000)
+            sql, params = RESERVE_SQL, [now, now, self.interval_us, self.name, self.interval_us, now]
+        with db.cursor() as cursor:
+            asked = time.monotonic()
+            cursor.execute(sql, params)
+            row = cursor.fetchone()
+            answered = time.monotonic()
+        if row is None:
+            return None
+        return (asked + answered) / 2 + int(row[0]) / 1_000_000, answered - asked
 
 
 def _in_transaction(db) -> bool:
