@@ -385,6 +385,10 @@ if PAYMENT_GATEWAY == "stripe":
             f"not {STRIPE_API_BASE!r}."
         )
 GATEWAY_TIMEOUT_SECONDS = _int("GATEWAY_TIMEOUT_SECONDS", 30, minimum=1)
+# Requests per second to the processor, shared by every process on every host (one token bucket, in
+# Redis when CACHE_URL is Redis, else in the database). 0: the processor's own default (Stripe: 80 with
+# a live key, 20 with a test key, under its limits of about 100 and 25).
+GATEWAY_MAX_REQUESTS_PER_SECOND = _int("GATEWAY_MAX_REQUESTS_PER_SECOND", 0)
 SANDBOX_LATENCY_MS = _int("SANDBOX_LATENCY_MS", 0)
 SANDBOX_CLEARING_SECONDS = _int("SANDBOX_CLEARING_SECONDS", 0)
 SANDBOX_SLOW_REPLY_SECONDS = _int("SANDBOX_SLOW_REPLY_SECONDS", 2)

@@ -203,6 +203,8 @@ class PaymentAttempt(models.Model):
                 name="attempt_unresolved",
             ),
             models.Index(fields=["method", "created_at"], name="attempt_method_recent"),
+            # Webhooks and reconciliation find an attempt by the processor's reference.
+            models.Index(fields=["gateway_reference"], name="attempt_gateway_reference"),
         ]
 
     def __str__(self):

@@ -168,3 +168,18 @@ class GatewayCustomer(models.Model):
 
     def __str__(self):
         return f"{self.gateway}:{self.reference}"
+
+
+class GatewayRateBucket(models.Model):
+    """The request budget one payment processor account shares between every process on every host,
+    when the shared cache is not Redis (payments.gateways.ratelimit).
+
+    ``next_at_us`` is the earliest moment, in microseconds since the epoch by the database's clock,
+    at which the next request may be sent; each request moves it on by one interval, in one atomic
+    UPDATE of this row."""
+
+    name = models.CharField(max_length=64, primary_key=True)
+    next_at_us = models.BigIntegerField(default=0)
+
+    def __str__(self):
+        return self.name

@@ -51,6 +51,7 @@ def test_a_good_environment_starts():
         ("BILLING_RETRY_DAYS", {"BILLING_RETRY_DAYS": "1,three"}),
         ("BILLING_MAX_BACKUPS", {"BILLING_MAX_BACKUPS": "-1"}),
         ("GATEWAY_TIMEOUT_SECONDS", {"GATEWAY_TIMEOUT_SECONDS": "soon"}),
+        ("GATEWAY_MAX_REQUESTS_PER_SECOND", {"GATEWAY_MAX_REQUESTS_PER_SECOND": "-5"}),
         ("PAYMENT_GATEWAY", {"PAYMENT_GATEWAY": "paypal"}),
         ("CACHE_URL", {"CACHE_URL": "nosuchcache://x"}),
         ("EMAIL_URL", {"EMAIL_URL": "pigeon://x"}),

@@ -5,8 +5,10 @@ client points at a port on this machine, and ``responses`` answers every request
 is a connection error)."""
 
 import datetime
+import email.utils
 import json
 import re
+import time
 import types
 import urllib.parse
 from pathlib import Path
@@ -15,16 +17,22 @@ import pytest
 import requests
 import responses
 
+from invoices import reconciliation
 from payments import declines
 from payments.gateways.base import ChargeStatus, GatewayError, GatewayUnavailable, InvalidPaymentDetails
 from payments.gateways.stripe import StripeGateway
+from payments.gateways.stripe import client as stripe_client
 from payments.gateways.stripe.outcomes import OUTCOMES, UNKNOWN
+from tests.factories import InvoiceFactory, PaymentAttemptFactory
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "stripe"
 LOCAL_API = "http://127.0.0.1:9"  # the discard port: nothing answers there but ``responses``
 INTENTS = f"{LOCAL_API}/v1/payment_intents"
 CUSTOMER = "cus_RfT4xY2aBcD9eF"
 KEY = "att-INV-0001-1"
+
+# Every request takes its turn in the shared request bucket, which lives in the database.
+pytestmark = pytest.mark.django_db
 
 
 def fixture(name: str) -> dict:
@@ -37,7 +45,16 @@ def stripe_settings(settings):
     settings.STRIPE_PUBLISHABLE_KEY = "pk_test_offline"
     settings.STRIPE_WEBHOOK_SECRET = "whsec_offline"
     settings.STRIPE_API_BASE = LOCAL_API
+    settings.GATEWAY_MAX_REQUESTS_PER_SECOND = 1000  # these tests are about the answers, not the pace
     return settings
+
+
+@pytest.fixture(autouse=True)
+def waits(monkeypatch):
+    """The waits after a 429, recorded instead of slept."""
+    slept = []
+    monkeypatch.setattr(stripe_client, "_sleep", slept.append)
+    return slept
 
 
 @pytest.fixture
@@ -192,7 +209,6 @@ def test_a_request_refused_before_any_charge_is_failed(api, gateway):
     [
         (400, "idempotency_error", row("idempotency_error")),  # the key was first used with other parameters
         (409, "idempotency_in_progress", row("idempotency_error")),  # a call with the key is still running
-        (429, "rate_limit", row("rate_limit_error")),
         (500, "api_error", row("api_error")),
         (502, "api_error", row("api_error")),
         (503, "api_error", row("api_error")),
@@ -202,7 +218,7 @@ def test_errors_whose_outcome_is_unknown_raise_gateway_unavailable(api, gateway,
     api.post(INTENTS, status=status, json=fixture(name))
     assert OUTCOMES[table_row] is UNKNOWN
     references = []
-    with pytest.raises(GatewayUnavailable):
+    with pytest.raises(GatewayUnavailable, match=table_row):
         charge(gateway, on_reference=references.append)
     assert references == []
     assert len(api.calls) == 1  # the library retries nothing: max_network_retries=0
@@ -287,6 +303,65 @@ def test_a_key_reused_with_other_parameters_is_unknown_not_a_new_charge(api, gat
     api.post(INTENTS, status=400, json=fixture("idempotency_error"))
     with pytest.raises(GatewayUnavailable, match="idempotency_error"):
         charge(gateway, amount_minor=9999)
+
+
+# Rate limits ------------------------------------------------------------------------------------
+
+
+def test_a_429_is_waited_out_and_sent_again_unchanged_with_the_same_key(api, gateway, waits):
+    api.post(INTENTS, status=429, json=fixture("rate_limit"), headers={"Retry-After": "2"})
+    api.post(INTENTS, status=429, json=fixture("rate_limit"))
+    api.post(INTENTS, json=fixture("payment_intent_succeeded"))
+    result = charge(gateway)
+    assert (result.status, result.reference) == (ChargeStatus.SUCCEEDED, "pi_3QsucceededA1")
+    assert [call.request.headers["Idempotency-Key"] for call in api.calls] == [KEY, KEY, KEY]
+    assert len({call.request.body for call in api.calls}) == 1
+    # Retry-After is honoured; without it the wait doubles, with jitter.
+    assert waits[0] == 2.0
+    assert 0.5 <= waits[1] <= 1.0
+
+
+def test_a_429_that_persists_is_unknown_after_a_bounded_number_of_tries(api, gateway, waits):
+    api.post(INTENTS, status=429, json=fixture("rate_limit"))
+    assert OUTCOMES[row("rate_limit_error")] is UNKNOWN
+    references = []
+    with pytest.raises(GatewayUnavailable, match="rate_limit_error"):
+        charge(gateway, on_reference=references.append)
+    assert len(api.calls) == stripe_client.RATE_LIMITED_RETRIES + 1
+    assert {call.request.headers["Idempotency-Key"] for call in api.calls} == {KEY}
+    assert len(waits) == stripe_client.RATE_LIMITED_RETRIES and references == []
+
+
+def test_the_wait_after_a_429_is_bounded_and_jittered():
+    assert stripe_client.retry_after_seconds({"Retry-After": "3"}, 0) == 3.0
+    assert stripe_client.retry_after_seconds({"Retry-After": "600"}, 0) == stripe_client.BACKOFF_MAX_SECONDS
+    in_two = email.utils.formatdate(time.time() + 2, usegmt=True)
+    assert 0.5 <= stripe_client.retry_after_seconds({"Retry-After": in_two}, 0) <= 2.0
+    assert 0.25 <= stripe_client.retry_after_seconds({"Retry-After": "soon"}, 0) <= 0.5
+    draws = {stripe_client.retry_after_seconds({}, 2) for _ in range(20)}
+    assert len(draws) > 1 and all(1.0 <= wait <= 2.0 for wait in draws)
+    assert stripe_client.retry_after_seconds({}, 30) <= stripe_client.BACKOFF_MAX_SECONDS
+
+
+def test_without_its_request_bucket_a_charge_is_unknown_and_nothing_is_sent(api, gateway, monkeypatch):
+    from payments.gateways import ratelimit
+
+    def down(self):
+        raise OSError("connection refused")
+
+    monkeypatch.setattr(ratelimit.DatabaseBucket, "reserve_turn", down)
+    with pytest.raises(GatewayUnavailable, match="api_connection_error"):
+        charge(gateway)
+    assert len(api.calls) == 0
+
+
+@pytest.mark.parametrize(
+    ("key", "configured", "rate"),
+    [("sk_live_abc", 0, 80), ("rk_live_abc", 0, 80), ("sk_test_abc", 0, 20), ("sk_live_abc", 50, 50)],
+)
+def test_the_request_rate_is_the_setting_or_the_keys_default(settings, key, configured, rate):
+    settings.GATEWAY_MAX_REQUESTS_PER_SECOND = configured
+    assert stripe_client.request_rate(key) == rate
 
 
 # Other errors -----------------------------------------------------------------------------------
@@ -384,6 +459,49 @@ def test_list_charges_pages_with_starting_after_since_a_time(api, gateway):
     assert [entry.reference for entry in second.entries] == ["pi_3Qlist03"] and second.next_cursor == ""
     assert form(api.calls[0]) == {"limit": "100", "created[gte]": str(int(since.timestamp()))}
     assert form(api.calls[1])["starting_after"] == "pi_3Qlist02"
+
+
+# Reconciliation ---------------------------------------------------------------------------------
+
+
+def test_reconciliation_reads_stripes_pages_newest_first_and_finds_an_invoice_charged_twice(api, gateway):
+    invoice = InvoiceFactory(number="INV-0100")
+    first = PaymentAttemptFactory(invoice=invoice, sequence=1, idempotency_key="att-INV-0100-1")
+    second = PaymentAttemptFactory(
+        invoice=invoice, sequence=2, idempotency_key="att-INV-0100-2", status="succeeded", decline_code=""
+    )
+    intent = fixture("payment_intent_succeeded")
+
+    def paid(pi_id, attempt, created):
+        metadata = {"invoice": invoice.number, "attempt": attempt.idempotency_key}
+        return {**intent, "id": pi_id, "metadata": metadata, "created": created}
+
+    # Newest first, as Stripe lists: the second attempt's PaymentIntent on the first page.
+    api.get(
+        INTENTS,
+        json={
+            "object": "list",
+            "url": "/v1/payment_intents",
+            "has_more": True,
+            "data": [paid("pi_3Qnewer", second, 1764640100)],
+        },
+    )
+    api.get(
+        INTENTS,
+        json={
+            "object": "list",
+            "url": "/v1/payment_intents",
+            "has_more": False,
+            "data": [paid("pi_3Qolder", first, 1764640000)],
+        },
+    )
+    found = {(d.kind, d.idempotency_keys) for d in reconciliation.differences(gateway=gateway, page_size=1)}
+    assert found == {
+        (reconciliation.CHARGED_NOT_RECORDED, ("att-INV-0100-1",)),
+        (reconciliation.CHARGED_TWICE, ("att-INV-0100-2", "att-INV-0100-1")),
+    }
+    assert form(api.calls[0]) == {"limit": "1"}
+    assert form(api.calls[1]) == {"limit": "1", "starting_after": "pi_3Qnewer"}
 
 
 # Refunds ----------------------------------------------------------------------------------------

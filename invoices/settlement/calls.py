@@ -17,7 +17,7 @@ from payments.gateways import get_gateway
 from payments.gateways.base import ChargeResult, GatewayUnavailable
 from payments.models import PaymentMethod
 
-from .items import NOT_CHARGED, Item, LeaseExpired
+from .items import KEY_FORGOTTEN, METHOD_REMOVED, Item, LeaseExpired
 
 logger = logging.getLogger("invoices.settlement")
 Status = PaymentAttempt.Status
@@ -55,7 +55,11 @@ def _charge_or_resolve(gateway, attempt: PaymentAttempt, *, replay: bool) -> Cha
             if _removed_since(attempt):
                 # Never charge a card the customer took away: close the attempt once no call of
                 # its own can still land, and until then leave it unresolved.
-                return NOT_CHARGED if _past_every_call(attempt) else None
+                return METHOD_REMOVED if _past_every_call(attempt) else None
+            if not _key_still_kept(gateway, attempt):
+                # Repeating the call now would be a new charge, not a replay. The lookups found no
+                # charge, and every call for the attempt ended long ago: it was never charged.
+                return KEY_FORGOTTEN
         # First call, or an attempt the gateway has no record of: the same key makes repeating it safe.
         return gateway.charge(
             customer=customer,
@@ -69,6 +73,20 @@ def _charge_or_resolve(gateway, attempt: PaymentAttempt, *, replay: bool) -> Cha
     except GatewayUnavailable as exc:
         logger.warning("Gateway did not answer for attempt %s: %s", attempt.idempotency_key, exc)
         return None
+
+
+# Repeat a call only this long before the processor forgets its key (clocks differ, calls take time).
+KEY_LIFETIME_MARGIN = datetime.timedelta(hours=1)
+
+
+def _key_still_kept(gateway, attempt: PaymentAttempt) -> bool:
+    """Whether the processor still keeps the attempt's key, so that repeating the call with it
+    replays the first one. The key's life began with the first request, after the attempt was
+    recorded."""
+    lifetime = gateway.idempotency_key_lifetime
+    if lifetime is None or attempt.created_at is None:
+        return True
+    return attempt.created_at > timezone.now() - (lifetime - KEY_LIFETIME_MARGIN)
 
 
 def _removed_since(attempt: PaymentAttempt) -> bool:

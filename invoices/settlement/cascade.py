@@ -28,7 +28,7 @@ from payments.models import PaymentMethod
 from payments.ranks import position_label
 
 from . import emails
-from .items import NO_REPLY, NOT_CHARGED, Item, LeaseExpired
+from .items import NO_REPLY, Item, LeaseExpired, NotCharged
 from .outcomes import InvoiceResult, Outcome, final_message, paid_result, stopped_message
 from .plan import PlanStep, recent_attempt_counts
 
@@ -179,13 +179,9 @@ class Cascade:
         """Take in the gateway's reply for the item's attempt."""
         attempt, result = item.attempt, item.reply
         item.reply = NO_REPLY
-        if result is NOT_CHARGED:
-            # Never charged, and its method is gone: closed, and the cascade goes on with today's order.
-            transitions.attempt_cancel(
-                attempt,
-                now=step.now,
-                message="Not charged: the method was removed before the gateway had it.",
-            )
+        if isinstance(result, NotCharged):
+            # Never charged, and never will be: closed, and the cascade goes on with today's order.
+            transitions.attempt_cancel(attempt, now=step.now, message=result.message)
             step.attempt_updates.append(attempt)
             item.attempt = None
             return

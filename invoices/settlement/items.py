@@ -11,7 +11,20 @@ from .outcomes import InvoiceResult
 from .plan import PlanStep, plan_inputs
 
 NO_REPLY = object()  # an item with no gateway reply waiting to be recorded
-NOT_CHARGED = object()  # the gateway has no charge for an unresolved attempt, and never will
+
+
+@dataclasses.dataclass(frozen=True)
+class NotCharged:
+    """The gateway has no charge for an unresolved attempt, and never will: the attempt is closed
+    (canceled) with this message, and the cascade goes on."""
+
+    message: str
+
+
+METHOD_REMOVED = NotCharged("Not charged: the method was removed before the gateway had it.")
+KEY_FORGOTTEN = NotCharged(
+    "Not charged: the gateway has no charge for it and no longer keeps its key, so it is not repeated."
+)
 
 
 class LeaseExpired(Exception):

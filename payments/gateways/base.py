@@ -97,8 +97,9 @@ class LedgerEntry:
 
 @dataclasses.dataclass(frozen=True)
 class ChargePage:
-    """One page of the gateway's charges, oldest first. ``next_cursor`` is empty on the last page;
-    otherwise it is opaque, and passed back as ``cursor`` gives the page after this one."""
+    """One page of the gateway's charges, in the gateway's own order (see ``Gateway.list_charges``).
+    ``next_cursor`` is empty on the last page; otherwise it is opaque, and passed back as ``cursor``
+    gives the page after this one."""
 
     entries: list[LedgerEntry]
     next_cursor: str = ""
@@ -180,6 +181,9 @@ class WebhookSignatureError(GatewayError):
 
 class Gateway(abc.ABC):
     name: str
+    # How long the processor keeps an idempotency key after its first request (None: for ever). A call
+    # repeated after that is a new charge, not a replay: an attempt that old is resolved by lookup only.
+    idempotency_key_lifetime: datetime.timedelta | None = None
 
     @abc.abstractmethod
     def customer_create(self, *, account_id: int, name: str = "", email: str = "") -> str:
@@ -243,9 +247,14 @@ class Gateway(abc.ABC):
     def list_charges(
         self, *, since: datetime.datetime | None = None, cursor: str = "", limit: int = 100
     ) -> ChargePage:
-        """One page of at most ``limit`` charges made at or after ``since``, oldest first, starting
-        after ``cursor`` (a page's ``next_cursor``; empty for the first page). Pending bank debits
-        that have cleared report their final state."""
+        """One page of at most ``limit`` charges made at or after ``since``, starting after ``cursor``
+        (a page's ``next_cursor``; empty for the first page). Pending bank debits that have cleared
+        report their final state.
+
+        The pages are in the processor's own order (the sandbox lists oldest first, Stripe newest
+        first): callers must not rely on it. Every charge made at or after ``since`` before the first
+        page was read is on exactly one page; a charge made while the pages are read may or may not
+        be."""
 
     @abc.abstractmethod
     def refund(

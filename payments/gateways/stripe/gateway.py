@@ -121,6 +121,8 @@ def _refund_result(refund, *, charge_reference: str) -> RefundResult:
 
 class StripeGateway(Gateway):
     name = "stripe"
+    # Stripe keeps a key for 24 hours from its first request, then forgets it.
+    idempotency_key_lifetime = datetime.timedelta(hours=24)
 
     @staticmethod
     def configuration_errors() -> list[str]:
@@ -190,7 +192,9 @@ class StripeGateway(Gateway):
         if method.type != kind or (method.customer or "") not in ("", customer):
             raise refused
         if not method.customer:
-            _call(
+            # The attached method is the one to keep: attaching one of Stripe's test methods
+            # (pm_card_visa …) makes a new one, with an id of its own.
+            method = _call(
                 "attach", lambda: client.v1.payment_methods.attach(reference, params={"customer": customer})
             )
         return _tokenized(method)

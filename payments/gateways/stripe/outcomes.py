@@ -42,7 +42,8 @@ def error_row(error: stripe.StripeError) -> str:
     if isinstance(error, stripe.CardError):
         codes = {error.code, _get(plain(error.error), "decline_code")}
         return AUTHENTICATION_REQUIRED if AUTHENTICATION_REQUIRED in codes else "card_error"
-    if isinstance(error, stripe.IdempotencyError):
+    if isinstance(error, stripe.IdempotencyError) or error.http_status == 409:
+        # The library raises a 409 (a call with the key still running) as an APIError.
         return "idempotency_error"
     if isinstance(error, stripe.RateLimitError):
         return "rate_limit_error"
