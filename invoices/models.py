@@ -203,6 +203,12 @@ class PaymentAttempt(models.Model):
                 name="attempt_unresolved",
             ),
             models.Index(fields=["method", "created_at"], name="attempt_method_recent"),
+            # The recovery report's decline reasons: a currency's declined charges in a period.
+            models.Index(
+                fields=["currency", "created_at", "decline_code"],
+                condition=Q(status="failed"),
+                name="attempt_declines",
+            ),
             # Webhooks and reconciliation find an attempt by the processor's reference.
             models.Index(fields=["gateway_reference"], name="attempt_gateway_reference"),
         ]
