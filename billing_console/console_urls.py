@@ -3,7 +3,8 @@
 from django.urls import path
 
 from accounts import views as accounts
-from billing_console.views import ActivityView, DashboardView
+from billing_console.views import ActivityCsvView, ActivityView, DashboardView
+from invoices import downloads
 from invoices import views as invoices
 from payments import views as payments
 
@@ -26,6 +27,7 @@ urlpatterns = [
     path("settings/", accounts.SettingsView.as_view(), name="settings"),
     path("language/", accounts.LanguageView.as_view(), name="language"),
     path("activity/", ActivityView.as_view(), name="activity"),
+    path("activity/export/", ActivityCsvView.as_view(), name="activity_export"),
     # Payment methods and the charge order.
     path("payment-methods/", payments.PaymentMethodListView.as_view(), name="payment_methods"),
     path("payment-methods/order/", payments.ChargeOrderSetView.as_view(), name="charge_order_set"),
@@ -49,6 +51,8 @@ urlpatterns = [
     ),
     # Invoices.
     path("invoices/", invoices.InvoiceListView.as_view(), name="invoices"),
+    path("invoices/export/", downloads.InvoiceCsvView.as_view(), name="invoices_export"),
     path("invoices/<int:pk>/", invoices.InvoiceDetailView.as_view(), name="invoice_detail"),
     path("invoices/<int:pk>/pay/", invoices.InvoicePayNowView.as_view(), name="invoice_pay_now"),
+    path("invoices/<int:pk>/pdf/", downloads.InvoicePdfView.as_view(), name="invoice_pdf"),
 ]

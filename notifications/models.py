@@ -13,6 +13,7 @@ class SentEmail(models.Model):
         ACCOUNT_SUSPENDED = "account_suspended", _("Account suspended")
         METHOD_EXPIRING = "method_expiring", _("Payment method expiring soon")
         SECURITY_NOTICE = "security_notice", _("Payment settings changed")
+        RECEIPT = "receipt", _("Payment receipt")
 
     class Status(models.TextChoices):
         QUEUED = "queued", _("Queued")

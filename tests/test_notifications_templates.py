@@ -105,6 +105,25 @@ CASES = {
             "/payment-methods/#method-7",
         ],
     ),
+    Kind.RECEIPT: (
+        {
+            **INVOICE,
+            "amount_minor": 1_234,
+            "currency": "KWD",
+            "method": "Visa •••• 4242",
+            "paid_at": "2026-11-26T04:50:00+00:00",
+        },
+        [
+            "Receipt",
+            "INV-2026-0042",
+            "KWD",
+            "1.234",
+            "Visa •••• 4242",
+            "Nov. 26, 2026",
+            "PDF",
+            "/invoices/42/",
+        ],
+    ),
     Kind.SECURITY_NOTICE: (
         SECURITY,
         [

@@ -79,3 +79,19 @@ def account_suspended(*, invoice: Invoice) -> Notification:
         event_key=f"account_suspended:{invoice.account_id}:{invoice.pk}",
         context=_invoice_context(invoice),
     )
+
+
+def receipt(*, invoice: Invoice, attempt: PaymentAttempt) -> Notification:
+    """The receipt for the payment ``attempt`` made, with the invoice's PDF attached when it is
+    sent (see ``invoices.documents.receipt_attachment``): one per paid attempt, however many runs
+    or retries record it."""
+    return Notification(
+        account=invoice.account,
+        kind=SentEmail.Kind.RECEIPT,
+        event_key=f"receipt:{invoice.pk}:{attempt.pk}",
+        context={
+            **_invoice_context(invoice),
+            "method": attempt.method.label if attempt.method else "",
+            "paid_at": invoice.paid_at.replace(microsecond=0).isoformat() if invoice.paid_at else "",
+        },
+    )
