@@ -22,6 +22,10 @@ class SentEmail(models.Model):
 
     # Security and failed-payment notices reach every recipient, whatever their preferences.
     ALWAYS_SENT = (Kind.SECURITY_NOTICE, Kind.ALL_FAILED, Kind.ACCOUNT_SUSPENDED)
+    # Sent by the send_queued_emails command rather than when the transaction that queued them
+    # commits: their attachment (a receipt's PDF) takes longer to make than the settlement step that
+    # queued it, and a run must not wait for it.
+    DEFERRED = (Kind.RECEIPT,)
 
     account = models.ForeignKey(Account, on_delete=models.PROTECT, related_name="sent_emails")
     kind = models.CharField(_("kind"), max_length=32, choices=Kind)

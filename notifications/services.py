@@ -144,7 +144,8 @@ def notification_queue(
 
 def notification_queue_many(notifications: list[Notification]) -> list[SentEmail]:
     """``notification_queue`` for many events at once, in a constant number of queries: the
-    emails are sent together when the current transaction commits. Returns those queued."""
+    emails are sent together when the current transaction commits (those of a DEFERRED kind by
+    ``queued_emails_deliver``). Returns those queued."""
     if not notifications:
         return []
     members = _members_by_account(n.account.pk for n in notifications)
@@ -182,7 +183,7 @@ def notification_queue_many(notifications: list[Notification]) -> list[SentEmail
     except IntegrityError:
         # Another process queued one of these events meanwhile: queue the rest one by one.
         emails = [email for email in emails if _create_unless_queued(email)]
-    ids = [email.pk for email in emails]
+    ids = [email.pk for email in emails if email.kind not in SentEmail.DEFERRED]
     if ids:
         transaction.on_commit(lambda: notification_deliver_many(email_ids=ids), robust=True)
     return emails
@@ -261,3 +262,21 @@ def notification_deliver_many(*, email_ids) -> int:
             sent.append(email)
     update_rows(emails, ["status", "error", "subject"])
     return len(sent)
+
+
+def queued_emails_deliver(*, batch: int = 50, stop=None) -> tuple[int, int]:
+    """Send every email still queued, oldest first, ``batch`` at a time: the DEFERRED kinds, and
+    any whose sender stopped between its commit and sending. Returns (sent, failed)."""
+    sent = failed = after = 0
+    while stop is None or not stop.is_set():
+        ids = list(
+            SentEmail.objects.filter(status=SentEmail.Status.QUEUED, pk__gt=after)
+            .order_by("pk")
+            .values_list("pk", flat=True)[:batch]
+        )
+        if not ids:
+            break
+        sent += notification_deliver_many(email_ids=ids)
+        failed += SentEmail.objects.filter(pk__in=ids, status=SentEmail.Status.FAILED).count()
+        after = ids[-1]
+    return sent, failed

@@ -7,6 +7,7 @@ import re
 
 import pypdf
 import pytest
+from django.core.management import CommandError, call_command
 from django.urls import reverse
 from django.utils import timezone, translation
 from rest_framework.test import APIClient
@@ -257,6 +258,12 @@ def _receipts(mailoutbox):
     return [m for m in mailoutbox if m.attachments]
 
 
+def send_queued():
+    out = io.StringIO()
+    call_command("send_queued_emails", stdout=out)
+    return out.getvalue()
+
+
 @pytest.mark.django_db(transaction=True)
 def test_a_paid_invoice_sends_one_receipt_with_its_pdf_to_the_billing_contacts(mailoutbox):
     account = AccountFactory(name="Smith & Co", billing_email="ap@smith.example", currency="JPY")
@@ -274,8 +281,11 @@ def test_a_paid_invoice_sends_one_receipt_with_its_pdf_to_the_billing_contacts(m
     invoice.refresh_from_db()
     assert invoice.status == Invoice.Status.PAID
 
+    # Queued with the payment; typeset and sent by the outbox's sender, not by the run.
     receipts = SentEmail.objects.filter(kind=SentEmail.Kind.RECEIPT)
     assert receipts.count() == 1
+    assert receipts.get().status == SentEmail.Status.QUEUED and not _receipts(mailoutbox)
+    assert send_queued() == "Sent 1 emails; 0 failed.\n"
     receipt = receipts.get()
     assert receipt.status == SentEmail.Status.SENT, receipt.error
     assert receipt.event_key == f"receipt:{invoice.pk}:{invoice.paid_by_attempt_id}"
@@ -293,9 +303,10 @@ def test_a_paid_invoice_sends_one_receipt_with_its_pdf_to_the_billing_contacts(m
         for word in words:
             assert word in text, word
 
-    # Another run, Pay now and a retry of the run find it paid: no second receipt.
+    # Another run, Pay now and the sender again find it paid and sent: no second receipt.
     settlement_run()
     invoice_pay_now(invoice=invoice, actor=owner)
+    assert send_queued() == "Sent 0 emails; 0 failed.\n"
     assert SentEmail.objects.filter(kind=SentEmail.Kind.RECEIPT).count() == 1
     assert len(_receipts(mailoutbox)) == 2
 
@@ -326,6 +337,9 @@ def test_each_payment_has_its_own_receipt_and_a_replayed_one_sends_nothing(mailo
 
     attempt = PaymentAttempt.objects.select_related("method").get(pk=first.paid_by_attempt_id)
     assert notification_queue_many([emails.receipt(invoice=first, attempt=attempt)]) == []
+    send_queued()
+    assert len(_receipts(mailoutbox)) == 2
+    assert send_queued() == "Sent 0 emails; 0 failed.\n"
     assert len(_receipts(mailoutbox)) == 2
 
 
@@ -343,5 +357,24 @@ def test_a_bank_debit_that_clears_later_sends_its_receipt_then(mailoutbox, setti
     invoice.refresh_from_db()
     assert invoice.status == Invoice.Status.PAID
     assert SentEmail.objects.filter(kind=SentEmail.Kind.RECEIPT).count() == 1
+    send_queued()
     ((_, content, _),) = _receipts(mailoutbox)[0].attachments
     assert "€25.00" in pdf_text(content)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_receipt_whose_pdf_cannot_be_made_is_kept_with_its_error(mailoutbox, monkeypatch):
+    account = AccountFactory(billing_email="ap@acme.example")
+    utils.add_card(account, utils.SUCCEEDS)
+    InvoiceFactory(account=account, number="INV-BROKEN")
+    settlement_run()
+
+    def broken(invoice):
+        raise OSError("no space left on device")
+
+    monkeypatch.setattr(documents, "invoice_pdf", broken)
+    with pytest.raises(CommandError, match="1 emails could not be sent"):
+        send_queued()
+    receipt = SentEmail.objects.get(kind=SentEmail.Kind.RECEIPT)
+    assert receipt.status == SentEmail.Status.FAILED and "no space left" in receipt.error
+    assert not _receipts(mailoutbox)

@@ -14,6 +14,7 @@ from invoices.models import Invoice
 from invoices.settlement import settlement_run
 from notifications.models import SentEmail
 from notifications.rendering import render_email
+from notifications.services import queued_emails_deliver
 from payments.expiry import Outcome, expiry_reminder_send
 from payments.services import payment_method_remove
 from tests import utils
@@ -63,6 +64,7 @@ def test_a_member_who_opted_out_receives_only_security_and_failed_payment_emails
     account.refresh_from_db()
     assert unpaid.status == Invoice.Status.UNCOLLECTIBLE and account.status == Account.Status.SUSPENDED
 
+    queued_emails_deliver()  # the receipt
     emails = list(SentEmail.objects.order_by("pk"))
     assert {e.kind for e in emails} == set(Kind)
     assert all(e.status == SentEmail.Status.SENT for e in emails), [(e.kind, e.error) for e in emails]
