@@ -33,7 +33,11 @@ def console(browser, live_server, language):
     MembershipFactory(user=user, account=account, role=Membership.Role.VIEWER)
     InvoiceFactory(account=account, number="INV-KWD-1", amount_minor=1_234, currency="KWD")
     InvoiceFactory(
-        account=account, number="INV-JPY-1", amount_minor=1_200, currency="JPY", status=Invoice.Status.PAST_DUE
+        account=account,
+        number="INV-JPY-1",
+        amount_minor=1_200,
+        currency="JPY",
+        status=Invoice.Status.PAST_DUE,
     )
     AuditEventFactory(account=account, actor_label="dl")
     context = browser.new_context(accept_downloads=True, base_url=live_server.url)
@@ -61,7 +65,9 @@ def _pdf_text(content: bytes) -> str:
 
 
 def test_an_invoice_pdf_downloads_from_its_page_and_from_the_list(console, language):
-    words = {"en": ("Download PDF", "Invoice", "KWD"), "ja": ("PDF をダウンロード", "請求書", "KWD")}[language]
+    words = {"en": ("Download PDF", "Invoice", "KWD"), "ja": ("PDF をダウンロード", "請求書", "KWD")}[
+        language
+    ]
     console.goto("/invoices/")
     console.get_by_role("link", name="INV-KWD-1", exact=True).click()
     name, content = _download(console, console.get_by_role("link", name=words[0]))
@@ -70,7 +76,9 @@ def test_an_invoice_pdf_downloads_from_its_page_and_from_the_list(console, langu
     assert words[1] in text and words[2] in text and "1.234" in text
 
     console.goto("/invoices/")
-    row_link = {"en": "Download invoice INV-JPY-1 as PDF", "ja": "請求書 INV-JPY-1 を PDF でダウンロード"}[language]
+    row_link = {"en": "Download invoice INV-JPY-1 as PDF", "ja": "請求書 INV-JPY-1 を PDF でダウンロード"}[
+        language
+    ]
     name, content = _download(console, console.get_by_role("link", name=row_link, exact=True))
     assert name == "invoice-INV-JPY-1.pdf"
     assert "1,200" in _pdf_text(content)
