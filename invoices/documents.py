@@ -18,7 +18,7 @@ from django.conf import settings
 from django.template.loader import render_to_string
 from django.utils import timezone, translation
 from weasyprint import HTML
-from weasyprint.urls import URLFetcher, URLFetcherResponse
+from weasyprint.urls import FatalURLFetchingError, URLFetcher, URLFetcherResponse
 
 from core.money import format_money
 from notifications.rendering import Attachment
@@ -84,9 +84,15 @@ def invoice_pdf(invoice: Invoice) -> bytes:
     """The invoice as a PDF, in the active language. ``invoice`` needs its account and the method
     that paid it (``select_related("account", "paid_by_method")`` saves the queries)."""
     html = render_to_string(TEMPLATE, invoice_document_context(invoice))
-    return HTML(
+    document = HTML(
         string=html, base_url=ASSETS.as_uri() + "/", url_fetcher=LocalAssetFetcher(fail_on_errors=True)
-    ).write_pdf()
+    )
+    try:
+        return document.write_pdf()
+    except FatalURLFetchingError as exc:
+        # WeasyPrint's stop is a BaseException: make it an error that callers (a view, the outbox
+        # recording a failed email) handle like any other.
+        raise RefusedResource(str(exc)) from exc
 
 
 def invoice_pdf_filename(invoice: Invoice) -> str:

@@ -6,7 +6,6 @@ from django.utils.translation import gettext_lazy as _
 
 from accounts.selectors import scoped
 from core.exports import major_units
-
 from payments.models import PaymentMethod
 
 from .models import Invoice

@@ -159,6 +159,17 @@ def test_a_document_loads_only_its_own_files():
 
 
 @pytest.mark.django_db
+def test_a_template_that_asks_for_another_file_fails_as_an_ordinary_error(account, monkeypatch):
+    monkeypatch.setattr(
+        documents,
+        "render_to_string",
+        lambda name, context: '<link rel="stylesheet" href="https://cdn.example/x.css">',
+    )
+    with pytest.raises(documents.RefusedResource):
+        documents.invoice_pdf(InvoiceFactory(account=account))
+
+
+@pytest.mark.django_db
 def test_an_invoice_description_cannot_make_the_pdf_fetch_anything(account, monkeypatch):
     asked = []
     original = documents.LocalAssetFetcher.fetch
