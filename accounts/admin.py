@@ -50,11 +50,15 @@ class AccountAdmin(admin.ModelAdmin):
     list_filter = ("status", "currency")
     search_fields = ("name", "billing_email", "memberships__user__email")
     fieldsets = (
-        (None, {"fields": ("name", "billing_email", "status", "currency", "created_at")}),
+        (
+            None,
+            {"fields": ("name", "billing_email", "billing_recipients", "status", "currency", "created_at")},
+        ),
         (_("Records"), {"fields": ("records",)}),
     )
-    # The status moves with settlement (account_set_status), never by hand.
-    readonly_fields = ("status", "created_at", "records")
+    # The status moves with settlement (account_set_status), never by hand; the further billing
+    # recipients change in the console, where the change is audited and told to the owners.
+    readonly_fields = ("billing_recipients", "status", "created_at", "records")
     inlines = (MembershipInline,)
 
     def has_delete_permission(self, request, obj=None):

@@ -1,6 +1,7 @@
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
+from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 
@@ -14,6 +15,9 @@ class Account(models.Model):
 
     name = models.CharField(_("name"), max_length=200)
     billing_email = models.EmailField(_("billing email"))
+    # Up to BILLING_MAX_RECIPIENTS further addresses that get invoice and payment emails (not
+    # security notices, which go to owners only). Changed through accounts.billing_contacts.
+    billing_recipients = models.JSONField(_("further billing recipients"), default=list, blank=True)
     status = models.CharField(_("status"), max_length=16, choices=Status, default=Status.ACTIVE)
     currency = models.CharField(_("default currency"), max_length=3, default="USD")
     created_at = models.DateTimeField(_("created"), auto_now_add=True)
@@ -97,6 +101,14 @@ class AuditEvent(models.Model):
         PAY_NOW = "invoice.pay_now", _("Pay now requested")
         ACCOUNT_STATUS = "account.status", _("Account status changed")
         MEMBER_CHANGED = "member.changed", _("Member changed")
+        # Support lifted the card-testing pause on adding payment methods.
+        ADD_BLOCK_LIFTED = "account.add_block_lifted", _("Payment method block lifted")
+        BILLING_CONTACTS_CHANGED = "billing_contacts.changed", _("Billing contacts changed")
+        MEMBER_INVITED = "member.invited", _("Member invited")
+        INVITATION_CANCELED = "invitation.canceled", _("Invitation canceled")
+        MEMBER_JOINED = "member.joined", _("Member joined")
+        MEMBER_ROLE_CHANGED = "member.role_changed", _("Member's role changed")
+        MEMBER_REMOVED = "member.removed", _("Member removed")
 
     account = models.ForeignKey(Account, on_delete=models.PROTECT, related_name="audit_events")
     actor = models.ForeignKey(
@@ -125,3 +137,39 @@ class AuditEvent(models.Model):
 
     def __str__(self):
         return f"{self.get_action_display()} by {self.actor_label}"
+
+
+class Invitation(models.Model):
+    """An owner's invitation for a person, by email address, to join the account in a role.
+
+    The link in the email carries the row's id, signed (accounts.members.invitation_token): nothing
+    secret is stored. It works once, until ``expires_at``, and not after it is canceled; accepting
+    claims it with a conditional update, so a double click cannot create two memberships.
+    """
+
+    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="invitations")
+    email = models.EmailField(_("email"))
+    role = models.CharField(_("role"), max_length=16, choices=Membership.Role)
+    invited_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    created_at = models.DateTimeField(_("invited"), auto_now_add=True)
+    expires_at = models.DateTimeField(_("expires"))
+    accepted_at = models.DateTimeField(_("accepted"), null=True, blank=True)
+    accepted_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    canceled_at = models.DateTimeField(_("canceled"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("invitation")
+        verbose_name_plural = _("invitations")
+        ordering = ["-created_at", "-pk"]
+        indexes = [models.Index(fields=["account", "email"], name="invitation_account_email")]
+
+    def __str__(self):
+        return f"{self.email} ({self.get_role_display()}) @ {self.account}"
+
+    @property
+    def is_pending(self) -> bool:
+        return self.accepted_at is None and self.canceled_at is None and self.expires_at > timezone.now()

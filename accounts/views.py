@@ -1,12 +1,14 @@
 """Sign-in, the account switcher, the language menu and the member's settings (the activity log,
 which names methods and invoices, is billing_console/views/activity.py)."""
 
+from urllib.parse import parse_qsl, urlencode, urlsplit
+
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import views as auth_views
 from django.http import Http404, HttpResponseBadRequest
 from django.shortcuts import redirect
-from django.urls import reverse, reverse_lazy
+from django.urls import Resolver404, resolve, reverse, reverse_lazy
 from django.utils import translation
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext as _
@@ -72,7 +74,30 @@ class SwitchAccountView(MemberPage, View):
             raise Http404
         request.session[SESSION_KEY] = membership.account_id
         messages.success(request, _("You are now working in %(name)s.") % {"name": membership.account.name})
-        return redirect("dashboard")
+        return redirect(_same_page_elsewhere(request, request.POST.get("next", "")))
+
+
+def _same_page_elsewhere(request, next_url: str) -> str:
+    """Where switching account from ``next_url`` lands: the same page in the new account (the
+    invoices stay the invoices, with their filters), or the dashboard when that page belongs to the
+    old account (an invoice, a method) or is not a page of this site. ``?account=`` is dropped (it
+    would switch straight back), and so is the page number of a list (the new one may be shorter)."""
+    dashboard = reverse("dashboard")
+    if not url_has_allowed_host_and_scheme(
+        next_url, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    ):
+        return dashboard
+    parts = urlsplit(next_url)
+    try:
+        match = resolve(parts.path)
+    except Resolver404:
+        return dashboard
+    if match.url_name == "switch_account" or "pk" in match.kwargs:
+        return dashboard
+    query = urlencode(
+        [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k not in ("account", "page")]
+    )
+    return parts.path + (f"?{query}" if query else "")
 
 
 def _remember_language(response, language: str) -> None:

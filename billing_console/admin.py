@@ -3,8 +3,15 @@ the apps above accounts keep for it (methods in charge order, latest invoices, l
 and emails). Put together here, on the top floor, where every one of those apps is in view.
 """
 
-from django.contrib import admin
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
 from django.db.models import F
+from django.http import Http404, HttpResponseRedirect
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils import formats, timezone
+from django.utils.html import format_html
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from accounts.admin import AccountAdmin
@@ -15,6 +22,8 @@ from invoices.models import Invoice, PaymentAttempt
 from notifications.models import SentEmail
 from payments.models import PaymentMethod
 from payments.ranks import NOT_IN_ORDER, position_label
+from payments.ratelimit import add_method_blocked_until, add_method_failures
+from payments.services import add_method_unblock
 
 # An account's change page shows its latest invoices; the rest are one click away.
 ACCOUNT_RECENT_INVOICES = 20
@@ -79,6 +88,75 @@ class InvoiceInline(ReadOnlyAdminMixin, admin.TabularInline):
 class SupportAccountAdmin(AccountAdmin):
     search_fields = (*AccountAdmin.search_fields, "invoices__number")
     inlines = (*AccountAdmin.inlines, PaymentMethodInline, InvoiceInline)
+    fieldsets = (
+        *AccountAdmin.fieldsets,
+        (_("Adding payment methods"), {"fields": ("add_method_block",)}),
+    )
+    readonly_fields = (*AccountAdmin.readonly_fields, "add_method_block")
+
+    def get_urls(self):
+        return [
+            path(
+                "<path:object_id>/lift-add-block/",
+                self.admin_site.admin_view(self.lift_add_block_view),
+                name="accounts_account_lift_add_block",
+            ),
+            *super().get_urls(),
+        ]
+
+    @admin.display(description=_("card-testing pause"))
+    def add_method_block(self, obj):
+        if obj.pk is None:
+            return "-"
+        refusals = add_method_failures(account_id=obj.pk)
+        until = add_method_blocked_until(account_id=obj.pk)
+        if until is None:
+            return gettext("Open (refused in the last hour: %(n)s).") % {"n": refusals}
+        return format_html(
+            '{} <a class="button" href="{}">{}</a>',
+            gettext("Paused until %(until)s (refused in the last hour: %(n)s).")
+            % {"until": formats.date_format(timezone.localtime(until), "DATETIME_FORMAT"), "n": refusals},
+            reverse("admin:accounts_account_lift_add_block", args=[obj.pk]),
+            gettext("Lift the pause"),
+        )
+
+    def lift_add_block_view(self, request, object_id):
+        """Support lifts the card-testing pause (asked first, then audited): for a customer whose
+        refusals were honest mistakes, or who has called in."""
+        account = self.get_object(request, object_id)
+        if account is None:
+            raise Http404
+        # Support may view accounts and nothing more; lifting the pause takes nothing away.
+        if not self.has_view_permission(request, account):
+            raise PermissionDenied
+        change_url = reverse("admin:accounts_account_change", args=[account.pk])
+        if request.method == "POST":
+            if add_method_unblock(account=account, actor=request.user, request=request):
+                self.message_user(
+                    request,
+                    gettext("%(account)s can add payment methods again.") % {"account": account.name},
+                    messages.SUCCESS,
+                )
+            else:
+                self.message_user(
+                    request,
+                    gettext("%(account)s was not paused.") % {"account": account.name},
+                    messages.INFO,
+                )
+            return HttpResponseRedirect(change_url)
+        until = add_method_blocked_until(account_id=account.pk)
+        context = {
+            **self.admin_site.each_context(request),
+            "title": gettext("Lift the card-testing pause of %(account)s?") % {"account": account.name},
+            "subtitle": None,
+            "opts": self.opts,
+            "original": account,
+            "until": until and timezone.localtime(until),
+            "refusals": add_method_failures(account_id=account.pk),
+            "change_url": change_url,
+        }
+        request.current_app = self.admin_site.name
+        return TemplateResponse(request, "admin/accounts/account/lift_add_block.html", context)
 
     def get_formset_kwargs(self, request, obj, inline, prefix):
         kwargs = super().get_formset_kwargs(request, obj, inline, prefix)

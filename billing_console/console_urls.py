@@ -2,6 +2,7 @@
 
 from django.urls import path
 
+from accounts import member_views as members
 from accounts import views as accounts
 from billing_console.views import ActivityCsvView, ActivityView, DashboardView
 from invoices import downloads
@@ -26,6 +27,16 @@ urlpatterns = [
     path("switch-account/", accounts.SwitchAccountView.as_view(), name="switch_account"),
     path("settings/", accounts.SettingsView.as_view(), name="settings"),
     path("language/", accounts.LanguageView.as_view(), name="language"),
+    # Who receives billing email, who is a member, and joining through an invitation.
+    path("settings/billing-contacts/", members.BillingContactsView.as_view(), name="billing_contacts"),
+    path("settings/members/", members.MembersView.as_view(), name="members"),
+    path("settings/members/<int:pk>/", members.MemberChangeView.as_view(), name="member_change"),
+    path(
+        "settings/invitations/<int:pk>/cancel/",
+        members.InvitationCancelView.as_view(),
+        name="invitation_cancel",
+    ),
+    path("invitations/<str:token>/", members.InvitationAcceptView.as_view(), name="invitation_accept"),
     path("activity/", ActivityView.as_view(), name="activity"),
     path("activity/export/", ActivityCsvView.as_view(), name="activity_export"),
     # Payment methods and the charge order.
@@ -35,9 +46,19 @@ urlpatterns = [
         "payment-methods/add/<slug:kind>/", payments.AddPaymentMethodView.as_view(), name="payment_method_add"
     ),
     path(
+        "payment-methods/add/<slug:kind>/confirm/",
+        payments.ConfirmAddPaymentMethodView.as_view(),
+        name="payment_method_add_confirm",
+    ),
+    path(
         "payment-methods/<int:pk>/order/",
         payments.ChargeOrderActionView.as_view(),
         name="charge_order_action",
+    ),
+    path(
+        "payment-methods/<int:pk>/leave-order/",
+        payments.LeaveChargeOrderView.as_view(),
+        name="charge_order_leave",
     ),
     path(
         "payment-methods/<int:pk>/remove/",

@@ -116,6 +116,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "accounts.middleware.CurrentAccountMiddleware",
+    "notifications.site.RequestSiteMiddleware",
     "billing_console.middleware.MemberPreferencesMiddleware",
 ]
 
@@ -198,6 +199,13 @@ SIGNIN_FAILURE_WINDOW_SECONDS = _int("SIGNIN_FAILURE_WINDOW_SECONDS", 900, minim
 PASSWORD_RESET_TIMEOUT = _int("PASSWORD_RESET_TIMEOUT", 60 * 60 * 3, minimum=300)
 # Password reset emails sent to one address per hour; more requests send nothing.
 PASSWORD_RESET_EMAILS_PER_HOUR = _int("PASSWORD_RESET_EMAILS_PER_HOUR", 3, minimum=1)
+# How long an invitation link to join an account works, and how many further addresses (besides
+# the billing email) may receive an account's invoice and payment emails.
+INVITATION_EXPIRY_DAYS = _int("INVITATION_EXPIRY_DAYS", 7, minimum=1)
+BILLING_MAX_RECIPIENTS = _int("BILLING_MAX_RECIPIENTS", 5, minimum=0)
+# One member's changes to payment settings within this many seconds of the first make one
+# security notice, sent when the window closes (send_notifications); 0 sends one per change.
+SECURITY_NOTICE_WINDOW_SECONDS = _int("SECURITY_NOTICE_WINDOW_SECONDS", 600, minimum=0)
 
 LANGUAGE_CODE = "en"
 LANGUAGES = [("en", "English"), ("ja", "日本語")]
@@ -224,6 +232,15 @@ STORAGES = {
 
 
 # Email: the console backend in development, SMTP (or a file drop) through EMAIL_URL.
+def _mail_folder(raw: str) -> str:
+    """The folder of ``filemail://<path>``: ``filemail:///srv/mail`` is the absolute /srv/mail
+    (django-environ would drop its leading slash), ``filemail://mail`` is ``mail`` beside
+    manage.py, and ``filemail://`` is ``sent-emails`` beside it."""
+    split = urllib.parse.urlsplit(raw)
+    path = urllib.parse.unquote(split.netloc + split.path)
+    return str(BASE_DIR / (path or "sent-emails"))  # an absolute path stays itself
+
+
 def _mailer(name: str, default: str) -> dict:
     raw = env.str(name, default=default)
     try:
@@ -244,7 +261,9 @@ def _mailer(name: str, default: str) -> dict:
             "timeout": 10,
         }
     elif backend.endswith("filebased.EmailBackend"):
-        options = {"file_path": config.get("EMAIL_FILE_PATH") or str(BASE_DIR / "sent-emails")}
+        options = {"file_path": _mail_folder(raw)}
+    elif backend.endswith("console.EmailBackend"):
+        backend, options = "core.mail.ReadableConsoleBackend", {}
     else:
         options = {}
     return {"BACKEND": backend, "OPTIONS": options}
@@ -311,6 +330,7 @@ SPECTACULAR_SETTINGS = {
         "CardKindEnum": ["card"],
         "SepaDebitKindEnum": ["sepa_debit"],
         "AchDebitKindEnum": ["ach_debit"],
+        "StripeKindEnum": ["card", "sepa_debit"],
     },
 }
 
@@ -345,6 +365,8 @@ STRIPE_PUBLISHABLE_KEY = env.str("STRIPE_PUBLISHABLE_KEY", default="").strip()
 STRIPE_WEBHOOK_SECRET = env.str("STRIPE_WEBHOOK_SECRET", default="").strip()
 STRIPE_API_BASE = env.str("STRIPE_API_BASE", default="https://api.stripe.com").strip()
 STRIPE_JS_URL = env.str("STRIPE_JS_URL", default="https://js.stripe.com/v3/").strip()
+# Who the customer authorises to debit a SEPA account: named in the mandate on the add-SEPA page.
+BILLING_COMPANY_NAME = env.str("BILLING_COMPANY_NAME", default="Billing console").strip()
 if PAYMENT_GATEWAY == "stripe":
     for _name, _prefixes in (
         ("STRIPE_SECRET_KEY", ("sk_", "rk_")),

@@ -113,6 +113,7 @@ class InvoiceAttemptListApi(ListAPIView):
 _PAY_STATUS = {
     Outcome.PAID: status.HTTP_200_OK,
     Outcome.DECLINED: status.HTTP_200_OK,
+    Outcome.NOT_CHARGED: status.HTTP_200_OK,  # every method was skipped, each with its reason
     Outcome.PAST_DUE: status.HTTP_200_OK,
     Outcome.UNCOLLECTIBLE: status.HTTP_200_OK,
     Outcome.PENDING: status.HTTP_202_ACCEPTED,

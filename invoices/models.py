@@ -11,6 +11,17 @@ class InvoiceQuerySet(models.QuerySet):
     def collectable(self):
         return self.filter(status__in=Invoice.COLLECTABLE)
 
+    def with_in_flight(self):
+        """Each invoice's ``in_flight``: an attempt of it awaits its outcome (a bank debit clearing,
+        a charge the gateway has not confirmed). Every page shows such an invoice as Pending."""
+        return self.annotate(
+            in_flight=models.Exists(
+                PaymentAttempt.objects.filter(
+                    invoice=models.OuterRef("pk"), status__in=PaymentAttempt.UNRESOLVED
+                )
+            )
+        )
+
 
 class Invoice(models.Model):
     """An amount owed by an account, in integer minor units of its currency."""
@@ -51,6 +62,9 @@ class Invoice(models.Model):
         PaymentMethod, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
     )
     paid_by_backup = models.BooleanField(_("paid by a backup"), default=False)
+    # The paying method's place in the charge order (1 = primary), or none when Pay now charged a
+    # method the member chose: what the recovery report counts, without a join to the attempts.
+    paid_by_position = models.PositiveSmallIntegerField(_("paid at rank"), null=True, blank=True)
     voided_at = models.DateTimeField(_("voided"), null=True, blank=True)
     created_at = models.DateTimeField(_("created"), auto_now_add=True)
     updated_at = models.DateTimeField(_("updated"), auto_now=True)
@@ -83,6 +97,8 @@ class Invoice(models.Model):
                 condition=Q(status__in=["open", "past_due"]),
             ),
             models.Index(fields=["account", "status", "-due_on"], name="invoice_account_status"),
+            # The recovery report reads a currency's invoices due in a period.
+            models.Index(fields=["currency", "due_on"], name="invoice_recovery_report"),
         ]
 
     def __str__(self):

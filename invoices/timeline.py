@@ -1,12 +1,17 @@
-"""An invoice's payment attempts told in plain words, grouped by the run that made them.
+"""An invoice's payment attempts told in plain words, grouped by the pass that made them (a
+scheduled run, or one Pay now or support retry), each with when it started and when its outcome came.
 
 "Visa •••• 0002 was declined: generic decline — we tried Backup 1 next."
 """
 
+import bisect
 import dataclasses
+import datetime
 import itertools
 from collections.abc import Sequence
 
+from django.conf import settings
+from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from core.money import format_money
@@ -22,6 +27,21 @@ class TimelineEntry:
     text: str
     note: str = ""
 
+    @property
+    def started_at(self) -> datetime.datetime | None:
+        """When the charge started (None for a method passed over: it was never charged)."""
+        return None if self.attempt.status == PaymentAttempt.Status.SKIPPED else self.attempt.created_at
+
+    @property
+    def outcome_at(self) -> datetime.datetime | None:
+        """When its outcome came (None while it is awaited)."""
+        return self.attempt.completed_at
+
+    @property
+    def outcome_on_another_day(self) -> bool:
+        start, end = self.started_at, self.outcome_at
+        return bool(start and end and timezone.localdate(start) != timezone.localdate(end))
+
 
 @dataclasses.dataclass(frozen=True)
 class TimelineGroup:
@@ -36,7 +56,54 @@ def _method_label(attempt: PaymentAttempt) -> str:
     return attempt.method.label if attempt.method_id else _("No method")
 
 
-def _describe(attempt: PaymentAttempt, later: Sequence[PaymentAttempt]) -> TimelineEntry:
+def _answered_later(attempt: PaymentAttempt) -> bool:
+    """Its outcome came after the pass that started it had stopped to wait (a bank debit that
+    cleared or failed later, a charge confirmed by a later run): no synchronous answer takes
+    longer than the gateway's timeout."""
+    if attempt.completed_at is None:
+        return False
+    limit = datetime.timedelta(seconds=settings.GATEWAY_TIMEOUT_SECONDS + 5)
+    return attempt.completed_at - attempt.created_at > limit
+
+
+def _after_decline(attempt, later, following, upcoming, collectable, chosen=False) -> str:
+    """What happened after a decline: the next method tried, in this pass or (a scheduled run
+    that resumed) in the next one; or what the next run will try; or that nothing was left."""
+    status = PaymentAttempt.Status
+    tried_next = next((a for a in later if a.status != status.SKIPPED), None)
+    if tried_next is None and not later and chosen:
+        return _("it was the one method chosen for this payment")
+    if tried_next is None and not later:
+        if attempt.trigger == PaymentAttempt.Trigger.SCHEDULE:
+            # A later scheduled run of the same round resumes after the method that declined.
+            resumed = [
+                a
+                for a in following
+                if a.trigger == PaymentAttempt.Trigger.SCHEDULE and a.retry_round == attempt.retry_round
+            ]
+            resumed_with = next((a for a in resumed if a.status != status.SKIPPED), None)
+            if resumed_with is not None:
+                return _("the next run tried %(rank)s") % {"rank": position_label(resumed_with.position)}
+            if resumed:
+                return _("no other method could be tried")
+        answered_later = _answered_later(attempt) and collectable and not following
+        if tried_next is None and answered_later and upcoming is not None:
+            return _("the next run will try %(rank)s") % {"rank": position_label(upcoming.position)}
+    if tried_next is not None:
+        return _("we tried %(rank)s next") % {"rank": position_label(tried_next.position)}
+    if later:
+        return _("no other method could be tried")
+    return _("no other method was left to try")
+
+
+def _describe(
+    attempt: PaymentAttempt,
+    later: Sequence[PaymentAttempt],
+    following: Sequence[PaymentAttempt] = (),
+    upcoming=None,
+    collectable: bool = False,
+    chosen: bool = False,
+) -> TimelineEntry:
     label = _method_label(attempt)
     rank = position_label(attempt.position)
     amount = format_money(attempt.amount_minor, attempt.currency)
@@ -48,13 +115,7 @@ def _describe(attempt: PaymentAttempt, later: Sequence[PaymentAttempt]) -> Timel
             % {"label": label, "rank": rank, "amount": amount},
         )
     if attempt.status == status.FAILED:
-        tried_next = next((a for a in later if a.status != status.SKIPPED), None)
-        if tried_next is not None:
-            then = _("we tried %(rank)s next") % {"rank": position_label(tried_next.position)}
-        elif later:
-            then = _("no other method could be tried")
-        else:
-            then = _("no other method was left to try")
+        then = _after_decline(attempt, later, following, upcoming, collectable, chosen)
         note = ""
         if attempt.decline_class == PaymentAttempt.DeclineClass.HARD:
             note = _("This method will not be tried again until it is updated.")
@@ -96,8 +157,21 @@ def _describe(attempt: PaymentAttempt, later: Sequence[PaymentAttempt]) -> Timel
     )
 
 
-def _group_key(attempt: PaymentAttempt):
-    return (attempt.run_id, attempt.retry_round, attempt.trigger)
+@dataclasses.dataclass(frozen=True)
+class Request:
+    """A Pay now or support retry: when it began, and the one method chosen for it (if any)."""
+
+    at: datetime.datetime
+    method_id: int | None = None
+
+
+def _group_key(attempt: PaymentAttempt, starts: Sequence[datetime.datetime]):
+    """A scheduled run's attempts share its run; those made on request (Pay now, Retry now) share
+    the request that began them (the audit event recorded before its first attempt)."""
+    if attempt.trigger == PaymentAttempt.Trigger.SCHEDULE:
+        return (attempt.run_id, attempt.retry_round, attempt.trigger, None)
+    request = bisect.bisect_right(starts, attempt.created_at) - 1
+    return (attempt.run_id, attempt.retry_round, attempt.trigger, request)
 
 
 def _group_title(attempt: PaymentAttempt) -> str:
@@ -112,11 +186,28 @@ def _group_title(attempt: PaymentAttempt) -> str:
     return _("Scheduled run")
 
 
-def attempt_timeline(attempts: Sequence[PaymentAttempt]) -> list[TimelineGroup]:
-    """``attempts`` in sequence order, with method and initiated_by selected."""
-    groups = []
-    for _key, rows in itertools.groupby(attempts, key=_group_key):
+def attempt_timeline(
+    attempts: Sequence[PaymentAttempt],
+    *,
+    requests: Sequence[Request] = (),
+    upcoming=None,
+    collectable: bool = False,
+) -> list[TimelineGroup]:
+    """``attempts`` in sequence order, with method and initiated_by selected. ``requests``: each
+    Pay now or support retry of the invoice; ``upcoming``: the step the next run will charge (a
+    PlanStep), if any; ``collectable``: the invoice can still be paid."""
+    requests = sorted(requests, key=lambda request: request.at)
+    starts = [request.at for request in requests]
+    groups, done = [], 0
+    for key, rows in itertools.groupby(attempts, key=lambda a: _group_key(a, starts)):
         rows = list(rows)
-        entries = [_describe(attempt, rows[index + 1 :]) for index, attempt in enumerate(rows)]
+        done += len(rows)
+        following = attempts[done:]
+        request = key[3]  # the request that began an on-request pass (-1: none is known)
+        chosen = request is not None and request >= 0 and requests[request].method_id is not None
+        entries = [
+            _describe(attempt, rows[index + 1 :], following, upcoming, collectable, chosen)
+            for index, attempt in enumerate(rows)
+        ]
         groups.append(TimelineGroup(_group_title(rows[0]), rows[0].created_at, entries))
     return groups

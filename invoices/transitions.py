@@ -102,6 +102,7 @@ INVOICE_STATE_FIELDS = [
     "paid_by_attempt",
     "paid_by_method",
     "paid_by_backup",
+    "paid_by_position",
     "next_attempt_at",
     "first_failed_at",
     "retry_round",
@@ -300,6 +301,7 @@ def invoice_paid(*, invoice: Invoice, attempt: PaymentAttempt, ctx: Context) -> 
     invoice.paid_by_attempt = attempt
     invoice.paid_by_method_id = attempt.method_id
     invoice.paid_by_backup = (attempt.position or 1) > 1
+    invoice.paid_by_position = attempt.position
     invoice.next_attempt_at = None
     return Change(
         invoice_fields=[
@@ -308,6 +310,7 @@ def invoice_paid(*, invoice: Invoice, attempt: PaymentAttempt, ctx: Context) -> 
             "paid_by_attempt",
             "paid_by_method",
             "paid_by_backup",
+            "paid_by_position",
             "next_attempt_at",
         ],
         audits=[

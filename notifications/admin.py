@@ -21,6 +21,7 @@ class SentEmailAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         "recipient_list",
         "subject",
         "status",
+        "deliver_after",
         "error",
         "context_json",
         "created_at",

@@ -13,6 +13,7 @@ class SentEmail(models.Model):
         ACCOUNT_SUSPENDED = "account_suspended", _("Account suspended")
         METHOD_EXPIRING = "method_expiring", _("Payment method expiring soon")
         SECURITY_NOTICE = "security_notice", _("Payment settings changed")
+        INVITATION = "invitation", _("Invitation to join an account")
         RECEIPT = "receipt", _("Payment receipt")
 
     class Status(models.TextChoices):
@@ -20,12 +21,9 @@ class SentEmail(models.Model):
         SENT = "sent", _("Sent")
         FAILED = "failed", _("Failed")
 
-    # Security and failed-payment notices reach every recipient, whatever their preferences.
-    ALWAYS_SENT = (Kind.SECURITY_NOTICE, Kind.ALL_FAILED, Kind.ACCOUNT_SUSPENDED)
-    # Sent by the send_queued_emails command rather than when the transaction that queued them
-    # commits: their attachment (a receipt's PDF) takes longer to make than the settlement step that
-    # queued it, and a run must not wait for it.
-    DEFERRED = (Kind.RECEIPT,)
+    # Security and failed-payment notices reach every recipient, whatever their preferences; an
+    # invitation goes to a person who has no preferences here yet.
+    ALWAYS_SENT = (Kind.SECURITY_NOTICE, Kind.ALL_FAILED, Kind.ACCOUNT_SUSPENDED, Kind.INVITATION)
 
     account = models.ForeignKey(Account, on_delete=models.PROTECT, related_name="sent_emails")
     kind = models.CharField(_("kind"), max_length=32, choices=Kind)
@@ -39,6 +37,14 @@ class SentEmail(models.Model):
     context = models.JSONField(_("context"), default=dict, blank=True)
     status = models.CharField(_("status"), max_length=16, choices=Status, default=Status.QUEUED)
     error = models.CharField(_("error"), max_length=300, blank=True)
+    # A batched email (security notices: one member's changes within a few minutes) collects the
+    # events of one ``batch_key`` until ``deliver_after``, when the send_notifications run sends it.
+    # An email sent on commit has neither.
+    batch_key = models.CharField(_("batch"), max_length=200, blank=True, default="")
+    deliver_after = models.DateTimeField(_("deliver after"), null=True, blank=True)
+    # The console's address its links start with: where the request that caused it came to, or
+    # SITE_URL for one caused outside a request (a settlement run, a reminder). Empty: SITE_URL.
+    site_url = models.CharField(_("site address"), max_length=200, blank=True, default="")
     created_at = models.DateTimeField(_("created"), auto_now_add=True)
     sent_at = models.DateTimeField(_("sent"), null=True, blank=True)
 
@@ -46,6 +52,10 @@ class SentEmail(models.Model):
         verbose_name = _("sent email")
         verbose_name_plural = _("sent emails")
         ordering = ["-created_at", "-pk"]
+        indexes = [
+            models.Index(fields=["status", "deliver_after"], name="sentemail_due"),
+            models.Index(fields=["batch_key", "status"], name="sentemail_batch"),
+        ]
 
     def __str__(self):
         return f"{self.get_kind_display()} → {', '.join(self.recipients)}"

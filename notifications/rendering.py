@@ -19,15 +19,16 @@ import datetime
 import re
 from collections.abc import Callable
 
-from django.conf import settings
 from django.template import Context
 from django.template.loader import get_template
 from django.urls import reverse
 from django.utils.http import urlencode
 
+from accounts.members import invitation_token
 from core.money import format_money
 
 from .models import SentEmail
+from .site import email_site_url
 
 
 @dataclasses.dataclass(frozen=True)
@@ -96,22 +97,26 @@ def _paths(context: dict, account_id: int | None) -> dict[str, str]:
     }
     if context.get("invoice_id") is not None:
         paths["invoice_path"] = reverse("invoice_detail", args=[context["invoice_id"]]) + query
+    if context.get("invitation_id") is not None:
+        # Made now, not stored: the outbox (shown in admin) must not hold a working link.
+        paths["accept_path"] = reverse("invitation_accept", args=[invitation_token(context["invitation_id"])])
     return paths
 
 
 def render_email(
-    *, kind: str, context: dict, account_name: str, account_id: int | None = None
+    *, kind: str, context: dict, account_name: str, account_id: int | None = None, site_url: str = ""
 ) -> RenderedEmail:
     """Subject, plain text and HTML of an email of ``kind``, in the active language, from
     templates/notifications/<kind>.subject.txt, .txt and .html (which show the subject as
-    ``subject``), for a member of the account ``account_id``: links open the console in it."""
+    ``subject``), for a member of the account ``account_id``: links open the console in it, at
+    ``site_url`` (default: SITE_URL; see notifications.site)."""
     stored = context
     context = {
         **localised(context),
         **_paths(context, account_id),
         "kind": kind,
         "account_name": account_name,
-        "site_url": settings.SITE_URL,
+        "site_url": email_site_url(site_url),
         # The footer says whether the member could turn this email off in Settings.
         "optional": kind not in SentEmail.ALWAYS_SENT,
     }

@@ -2,6 +2,7 @@
 recipient in their own language."""
 
 import dataclasses
+import datetime
 import logging
 import zoneinfo
 from collections.abc import Mapping
@@ -10,6 +11,7 @@ from django.conf import settings
 from django.core.exceptions import ObjectDoesNotExist
 from django.core.mail import EmailMultiAlternatives
 from django.db import IntegrityError, transaction
+from django.db.models import Q
 from django.utils import timezone, translation
 
 from accounts.models import Account, Membership
@@ -17,6 +19,7 @@ from core.bulk import insert_rows, update_rows
 
 from . import rendering
 from .models import SentEmail
+from .site import current_site_url
 
 logger = logging.getLogger(__name__)
 
@@ -94,9 +97,10 @@ def _recipients(*, account: Account, kind: str, members, roles) -> dict[str, str
             opted_out.add(address.lower())
         elif member.role in roles:
             languages[address] = language_of[address.lower()]
-    billing = account.billing_email
-    if kind != SentEmail.Kind.SECURITY_NOTICE and billing and billing.lower() not in opted_out:
-        languages.setdefault(billing, language_of.get(billing.lower(), settings.LANGUAGE_CODE))
+    if kind != SentEmail.Kind.SECURITY_NOTICE:
+        for billing in [account.billing_email, *(account.billing_recipients or [])]:
+            if billing and billing.lower() not in opted_out:
+                languages.setdefault(billing, language_of.get(billing.lower(), settings.LANGUAGE_CODE))
     for address in [a for a in languages if a.lower() in opted_out]:
         del languages[address]  # the same person under two memberships: their "no" wins
     return dict(sorted(languages.items()))
@@ -104,8 +108,9 @@ def _recipients(*, account: Account, kind: str, members, roles) -> dict[str, str
 
 def recipients_for(*, account: Account, kind: str, roles=BILLING_ROLES) -> dict[str, str]:
     """``{address: language}`` for an email of ``kind``: the members in ``roles`` and, except for
-    security notices, the account's billing address. A member who opted out of optional emails gets
-    only security and failed-payment notices, also when their address is the billing address."""
+    security notices, the account's billing address and its further billing recipients. A member who
+    opted out of optional emails gets only security and failed-payment notices, also when their
+    address is a billing address."""
     members = _members_by_account([account.pk]).get(account.pk, [])
     return _recipients(account=account, kind=kind, members=members, roles=roles)
 
@@ -119,6 +124,9 @@ class Notification:
     event_key: str
     context: dict
     recipients: Mapping[str, str] | None = None
+    # A batched email (``notification_batch``): its batch, and when its window closes.
+    batch_key: str = ""
+    deliver_after: datetime.datetime | None = None
 
 
 def notification_queue(
@@ -144,8 +152,7 @@ def notification_queue(
 
 def notification_queue_many(notifications: list[Notification]) -> list[SentEmail]:
     """``notification_queue`` for many events at once, in a constant number of queries: the
-    emails are sent together when the current transaction commits (those of a DEFERRED kind by
-    ``queued_emails_deliver``). Returns those queued."""
+    emails are sent together when the current transaction commits. Returns those queued."""
     if not notifications:
         return []
     members = _members_by_account(n.account.pk for n in notifications)
@@ -173,6 +180,9 @@ def notification_queue_many(notifications: list[Notification]) -> list[SentEmail
                 languages={address: email_language(lang) for address, lang in recipients.items()},
                 time_zones=_time_zones(recipients, members.get(n.account.pk, [])),
                 context=n.context,
+                batch_key=n.batch_key,
+                deliver_after=n.deliver_after,
+                site_url=current_site_url(),
             )
         )
     if not emails:
@@ -183,10 +193,67 @@ def notification_queue_many(notifications: list[Notification]) -> list[SentEmail
     except IntegrityError:
         # Another process queued one of these events meanwhile: queue the rest one by one.
         emails = [email for email in emails if _create_unless_queued(email)]
-    ids = [email.pk for email in emails if email.kind not in SentEmail.DEFERRED]
+    # A batched email waits for its window to close (``notification_deliver_due``).
+    ids = [email.pk for email in emails if email.deliver_after is None]
     if ids:
         transaction.on_commit(lambda: notification_deliver_many(email_ids=ids), robust=True)
     return emails
+
+
+def notification_batch(
+    *,
+    account: Account,
+    kind: str,
+    batch_key: str,
+    event_key: str,
+    change: dict,
+    shared: dict,
+    window: datetime.timedelta,
+    recipients: Mapping[str, str] | None = None,
+) -> SentEmail | None:
+    """Report ``change`` in the email of ``batch_key`` still collecting, or in a new one.
+
+    The email's context is ``shared`` with ``changes``, every change in the order they came. The
+    first change starts a window of ``window``; the changes of the same batch within it join that
+    email, which ``notification_deliver_due`` sends once the window has closed, so the first change
+    waits at most ``window``. A change after the window starts a new email. With no window the
+    email is sent on commit, as ``notification_queue``'s.
+
+    Call it inside the transaction that makes the change: the change and its place in an email
+    commit together or not at all, and nothing waits in memory for a process that may die. The
+    caller serialises the batch's changes (payments locks the account), so two changes cannot
+    both start an email; the collecting email is locked while a change joins it, and the
+    deliverer passes over a locked email until the change that holds it has committed.
+    """
+    now = timezone.now()
+    if window > datetime.timedelta(0):
+        collecting = (
+            SentEmail.objects.select_for_update()
+            .filter(
+                account=account,
+                kind=kind,
+                batch_key=batch_key,
+                status=SentEmail.Status.QUEUED,
+                deliver_after__gt=now,
+            )
+            .order_by("pk")
+            .first()
+        )
+        if collecting is not None:
+            collecting.context = {**collecting.context, "changes": [*collecting.context["changes"], change]}
+            collecting.save(update_fields=["context"])
+            return collecting
+    notification = Notification(
+        account=account,
+        kind=kind,
+        event_key=event_key,
+        context={**shared, "changes": [change]},
+        recipients=recipients,
+        batch_key=batch_key,
+        deliver_after=now + window if window > datetime.timedelta(0) else None,
+    )
+    queued = notification_queue_many([notification])
+    return queued[0] if queued else None
 
 
 def _create_unless_queued(email: SentEmail) -> bool:
@@ -218,6 +285,29 @@ def notification_deliver(*, email_id: int) -> bool:
     return notification_deliver_many(email_ids=[email_id]) == 1
 
 
+def notification_deliver_due(
+    *, now: datetime.datetime | None = None, batch_size: int = 100, stop=None
+) -> int:
+    """Send every queued email that is due: each batched email whose window has closed, and any
+    email queued for sending on commit that was not sent (its process ended first). Returns how
+    many were sent. Safe to run in several processes at once: each email is claimed before it is
+    sent, and one claimed elsewhere, or still being added to, is passed over."""
+    now = now or timezone.now()
+    due = Q(deliver_after__isnull=True) | Q(deliver_after__lte=now)
+    sent, after = 0, 0
+    while stop is None or not stop.is_set():
+        ids = list(
+            SentEmail.objects.filter(due, status=SentEmail.Status.QUEUED, pk__gt=after)
+            .order_by("pk")
+            .values_list("pk", flat=True)[:batch_size]
+        )
+        if not ids:
+            break
+        sent += notification_deliver_many(email_ids=ids)
+        after = ids[-1]
+    return sent
+
+
 def notification_deliver_many(*, email_ids) -> int:
     """Send the queued emails among ``email_ids`` (see ``notification_deliver``), claiming them
     together; returns how many were sent."""
@@ -246,6 +336,7 @@ def notification_deliver_many(*, email_ids) -> int:
                         context=email.context,
                         account_name=email.account.name,
                         account_id=email.account_id,
+                        site_url=email.site_url,
                     )
                 message = EmailMultiAlternatives(subject=rendered.subject, body=rendered.text, to=addresses)
                 message.attach_alternative(rendered.html, "text/html")
@@ -262,21 +353,3 @@ def notification_deliver_many(*, email_ids) -> int:
             sent.append(email)
     update_rows(emails, ["status", "error", "subject"])
     return len(sent)
-
-
-def queued_emails_deliver(*, batch: int = 50, stop=None) -> tuple[int, int]:
-    """Send every email still queued, oldest first, ``batch`` at a time: the DEFERRED kinds, and
-    any whose sender stopped between its commit and sending. Returns (sent, failed)."""
-    sent = failed = after = 0
-    while stop is None or not stop.is_set():
-        ids = list(
-            SentEmail.objects.filter(status=SentEmail.Status.QUEUED, pk__gt=after)
-            .order_by("pk")
-            .values_list("pk", flat=True)[:batch]
-        )
-        if not ids:
-            break
-        sent += notification_deliver_many(email_ids=ids)
-        failed += SentEmail.objects.filter(pk__in=ids, status=SentEmail.Status.FAILED).count()
-        after = ids[-1]
-    return sent, failed

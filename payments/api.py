@@ -10,7 +10,7 @@ from rest_framework.views import APIView
 
 from accounts.api_access import ACCOUNT_PERMISSIONS, AccountScopedSchema, request_account
 from accounts.selectors import get_for_account, scoped
-from core.api import error_responses, id_parameter
+from core.api import error_responses, id_parameter, one_kind_of
 
 from . import services
 from .api_errors import AddMethodThrottled
@@ -18,11 +18,15 @@ from .gateways.base import InvalidPaymentDetails
 from .models import ChargeOrderEntry, PaymentMethod
 from .ratelimit import add_method_blocked, add_method_failure_record
 from .serializers import (
+    CREATE_SERIALIZER_CLASSES,
     CREATE_SERIALIZERS,
     ChargeOrderOutputSerializer,
     ChargeOrderSerializer,
     PaymentMethodSerializer,
+    StripeMethodCreateSerializer,
 )
+from .stripe_api import stripe_method_create
+from .stripe_views import stripe_collects
 
 _ADD = {
     PaymentMethod.Kind.CARD: services.payment_method_add_card,
@@ -30,10 +34,15 @@ _ADD = {
     PaymentMethod.Kind.ACH_DEBIT: services.payment_method_add_ach_debit,
 }
 
+# A sandbox body is one object of one kind (chosen by `kind`); with the Stripe gateway a card or
+# SEPA account is sent as its id at Stripe instead, under the same kinds: a second alternative.
 _CREATE_REQUEST = PolymorphicProxySerializer(
     component_name="PaymentMethodCreate",
-    serializers=list(CREATE_SERIALIZERS.values()),
-    resource_type_field_name="kind",
+    serializers=[
+        one_kind_of("PaymentMethodDetailsCreate", CREATE_SERIALIZER_CLASSES),
+        StripeMethodCreateSerializer,
+    ],
+    resource_type_field_name=None,
 )
 
 
@@ -65,11 +74,16 @@ class PaymentMethodListApi(ListAPIView):
         summary=_("Add a payment method"),
         description=_(
             "Card, SEPA Direct Debit (EUR) or US bank account (USD), chosen by `kind`. The details are "
-            "tokenised by the gateway and never stored or returned. Every refused request counts toward "
-            "the account's hourly limit, shared with the console; past it the answer is 429."
+            "tokenised by the gateway and never stored or returned. With the Stripe gateway the details "
+            "go to Stripe.js, never here: start with POST /api/payment-methods/setup/ and send the "
+            "`payment_method` Stripe.js saved (StripeMethodCreateRequest). A method the account already "
+            "keeps (the same card or bank account, by the gateway's fingerprint) is refused with 409, "
+            "naming it. Every set of details the gateway refuses counts toward the account's hourly "
+            "limit, shared with the console (a request refused for its form, such as a number failing "
+            "its check digit, does not); past it the answer is 429."
         ),
         request=_CREATE_REQUEST,
-        responses={201: PaymentMethodSerializer, **error_responses(400, 401, 403, 404, 429, 503)},
+        responses={201: PaymentMethodSerializer, **error_responses(400, 401, 403, 404, 409, 429, 503)},
         examples=[
             OpenApiExample(
                 "Card",
@@ -97,6 +111,11 @@ class PaymentMethodListApi(ListAPIView):
                     "account_holder": "Jane Doe",
                 },
             ),
+            OpenApiExample(
+                "Saved with Stripe.js",
+                request_only=True,
+                value={"kind": "card", "payment_method": "pm_1Q2w3E4r5T6y7U8i"},
+            ),
         ],
     )
     @sensitive_variables("details")
@@ -104,20 +123,24 @@ class PaymentMethodListApi(ListAPIView):
         account = request_account(request)
         if add_method_blocked(account_id=account.pk):
             raise AddMethodThrottled()
+        if stripe_collects():
+            method = stripe_method_create(request, account)
+            method = methods_on_file(account).get(pk=method.pk)
+            return Response(PaymentMethodSerializer(method).data, status=status.HTTP_201_CREATED)
+        kind = request.data.get("kind") if isinstance(request.data, dict) else None
+        serializer_class = CREATE_SERIALIZERS.get(kind) if isinstance(kind, str) else None
+        if serializer_class is None:
+            raise exceptions.ValidationError(
+                {"kind": [_("Choose the kind of method: card, sepa_debit or ach_debit.")]}
+            )
+        serializer = serializer_class(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        details = dict(serializer.validated_data)
+        del details["kind"]
         try:
-            kind = request.data.get("kind") if isinstance(request.data, dict) else None
-            serializer_class = CREATE_SERIALIZERS.get(kind) if isinstance(kind, str) else None
-            if serializer_class is None:
-                raise exceptions.ValidationError(
-                    {"kind": [_("Choose the kind of method: card, sepa_debit or ach_debit.")]}
-                )
-            serializer = serializer_class(data=request.data)
-            serializer.is_valid(raise_exception=True)
-            details = dict(serializer.validated_data)
-            del details["kind"]
             method = _ADD[kind](account=account, actor=request.user, request=request, **details)
-        except (exceptions.ValidationError, InvalidPaymentDetails):
-            # Card testing: every refused set of details counts, as in the console.
+        except InvalidPaymentDetails:
+            # Card testing: details the gateway refused count, as in the console.
             add_method_failure_record(account_id=account.pk)
             raise
         method = methods_on_file(account).get(pk=method.pk)

@@ -6,6 +6,7 @@ from rest_framework import exceptions, status
 from core.api import register_error
 
 from .gateways.base import GatewayUnavailable, InvalidPaymentDetails
+from .services import DuplicatePaymentMethod
 
 
 class GatewayUnavailableError(exceptions.APIException):
@@ -20,6 +21,16 @@ class AddMethodThrottled(exceptions.Throttled):
     )
 
 
+class DuplicateMethodError(exceptions.APIException):
+    status_code = status.HTTP_409_CONFLICT
+    default_code = "duplicate_method"
+
+
+def _duplicate(exc: DuplicatePaymentMethod) -> Exception:
+    # "This card is already on file as Visa •••• 4242 (Primary)."
+    return DuplicateMethodError(exc.messages[0])
+
+
 def _invalid_details(exc: InvalidPaymentDetails) -> Exception:
     # The gateway's message never repeats the number that was typed.
     return exceptions.ValidationError({exc.field: [exc.message]}, code=exc.code)
@@ -27,4 +38,5 @@ def _invalid_details(exc: InvalidPaymentDetails) -> Exception:
 
 def register() -> None:
     register_error(InvalidPaymentDetails, _invalid_details)
+    register_error(DuplicatePaymentMethod, _duplicate)
     register_error(GatewayUnavailable, lambda exc: GatewayUnavailableError())

@@ -40,6 +40,13 @@ def with_advice(code: str, advice_code: str) -> str:
     return code
 
 
+def decline_fixed_by_update(code: str) -> bool:
+    """Whether updating the method (its expiry date) can cure this hard decline; a card reported
+    lost or stolen, a closed account and the like can only be replaced."""
+    base, _, advice = code.partition(":")
+    return base == "expired_card" and advice != DO_NOT_TRY_AGAIN
+
+
 def decline_class(code: str) -> str:
     base, _, advice = code.partition(":")
     return HARD if base in HARD_DECLINE_CODES or advice == DO_NOT_TRY_AGAIN else SOFT

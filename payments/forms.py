@@ -173,16 +173,3 @@ class ExpiryForm(forms.Form):
             if datetime.date(year, month, 1) < today.replace(day=1):
                 self.add_error("exp_month", _("That date is in the past."))
         return cleaned
-
-
-class PayNowForm(forms.Form):
-    method = forms.ModelChoiceField(
-        label=_("Pay with"),
-        queryset=PaymentMethod.objects.none(),
-        required=False,
-        empty_label=_("My charge order (Primary first, then backups)"),
-    )
-
-    def __init__(self, *args, methods, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.fields["method"].queryset = methods

@@ -8,6 +8,7 @@ from django.utils.translation import gettext_lazy as _
 
 from accounts.models import Account
 
+from .declines import decline_fixed_by_update
 from .ranks import position_label
 
 
@@ -89,6 +90,12 @@ class PaymentMethod(models.Model):
     def is_active(self) -> bool:
         return self.status == self.Status.ACTIVE
 
+    @property
+    def needs_replacing(self) -> bool:
+        """Blocked by a hard decline that no update cures (a card reported lost or stolen, a closed
+        bank account …): only a new method will pay."""
+        return self.blocked_at is not None and not decline_fixed_by_update(self.blocked_reason)
+
     def expires_on(self) -> datetime.date | None:
         """Last day the method can be charged; cards are valid through the end of the expiry month."""
         if not (self.exp_month and self.exp_year):
@@ -102,7 +109,12 @@ class PaymentMethod(models.Model):
         return expires is not None and day > expires
 
     def can_pay_currency(self, currency: str) -> bool:
-        allowed = self.KIND_CURRENCIES.get(self.kind)
+        return self.kind_can_pay_currency(self.kind, currency)
+
+    @classmethod
+    def kind_can_pay_currency(cls, kind: str, currency: str) -> bool:
+        """The rule settlement matches methods to invoices by, for a method not kept yet."""
+        allowed = cls.KIND_CURRENCIES.get(kind)
         return allowed is None or currency.upper() in allowed
 
 

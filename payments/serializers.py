@@ -1,10 +1,13 @@
 from django.conf import settings
+from django.core.validators import RegexValidator
 from django.utils.translation import gettext_lazy as _
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from core.api import ID_SCHEMA, StrictBooleanField, StrictCharField, StrictIntegerField
+from core.api import ID_SCHEMA, StrictBooleanField, StrictCharField, StrictIntegerField, kinds_of
 
+from .gateways import validation
+from .gateways.base import InvalidPaymentDetails
 from .models import PaymentMethod
 
 MAX_ID = ID_SCHEMA["maximum"]
@@ -78,10 +81,23 @@ class PaymentMethodSummarySerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
+def _entry_check(check, value):
+    """The gateway's own entry check, as the console's form runs it: a typing mistake is refused
+    here, as a field error, and never reaches the gateway (nor counts toward the card-testing limit)."""
+    try:
+        check(value)
+    except InvalidPaymentDetails as exc:
+        raise serializers.ValidationError(exc.message, code=exc.code) from None
+    return value
+
+
 class _MethodCreateSerializer(serializers.Serializer):
     add_to_order = StrictBooleanField(
         default=True, help_text=_("Rank it last in the charge order if there is room.")
     )
+
+    def validate_account_holder(self, value):
+        return _entry_check(validation.clean_account_holder, value)
 
 
 class CardCreateSerializer(_MethodCreateSerializer):
@@ -91,11 +107,27 @@ class CardCreateSerializer(_MethodCreateSerializer):
     exp_year = StrictIntegerField(min_value=2000, max_value=2200)
     cvc = StrictCharField(max_length=4, write_only=True)
 
+    def validate_number(self, value):
+        return _entry_check(validation.clean_card_number, value)
+
+    def validate_cvc(self, value):
+        return _entry_check(validation.clean_cvc, value)
+
+    def validate(self, attrs):
+        try:
+            validation.clean_card_expiry(exp_month=attrs["exp_month"], exp_year=attrs["exp_year"])
+        except InvalidPaymentDetails as exc:
+            raise serializers.ValidationError({exc.field: [exc.message]}, code=exc.code) from None
+        return attrs
+
 
 class SepaDebitCreateSerializer(_MethodCreateSerializer):
     kind = serializers.ChoiceField(choices=[PaymentMethod.Kind.SEPA_DEBIT])
     iban = StrictCharField(max_length=42, write_only=True)
     account_holder = StrictCharField(max_length=200)
+
+    def validate_iban(self, value):
+        return _entry_check(validation.clean_iban, value)
 
 
 class AchDebitCreateSerializer(_MethodCreateSerializer):
@@ -104,12 +136,20 @@ class AchDebitCreateSerializer(_MethodCreateSerializer):
     account_number = StrictCharField(max_length=20, write_only=True)
     account_holder = StrictCharField(max_length=200)
 
+    def validate_routing_number(self, value):
+        return _entry_check(validation.clean_routing_number, value)
 
-CREATE_SERIALIZERS = {
-    PaymentMethod.Kind.CARD: CardCreateSerializer,
-    PaymentMethod.Kind.SEPA_DEBIT: SepaDebitCreateSerializer,
-    PaymentMethod.Kind.ACH_DEBIT: AchDebitCreateSerializer,
-}
+    def validate_account_number(self, value):
+        return _entry_check(validation.clean_account_number, value)
+
+
+# The bodies POST /api/payment-methods/ accepts, one per kind: a new kind is one more line here.
+CREATE_SERIALIZER_CLASSES = [
+    CardCreateSerializer,
+    SepaDebitCreateSerializer,
+    AchDebitCreateSerializer,
+]
+CREATE_SERIALIZERS = kinds_of(CREATE_SERIALIZER_CLASSES)
 
 
 class _MethodIdField(StrictIntegerField):
@@ -150,3 +190,36 @@ class ChargeOrderOutputSerializer(ChargeOrderSerializer):
 
     def get_max_backups(self, order) -> int:
         return settings.BILLING_MAX_BACKUPS
+
+
+class StripeMethodCreateSerializer(_MethodCreateSerializer):
+    """A method saved with Stripe.js (the Stripe gateway): its id at Stripe, never its details.
+
+    POST /api/payment-methods/setup/ gives the client a SetupIntent to confirm with Stripe.js; the
+    PaymentMethod it saved (setupIntent.payment_method) is what is sent here."""
+
+    kind = serializers.ChoiceField(choices=[PaymentMethod.Kind.CARD, PaymentMethod.Kind.SEPA_DEBIT])
+    payment_method = StrictCharField(
+        max_length=255,
+        validators=[RegexValidator(r"^pm_[A-Za-z0-9]+\Z", _("A PaymentMethod id starts with pm_."))],
+        help_text=_(
+            "The id of the PaymentMethod Stripe.js saved (pm_…), attached to the account's customer."
+        ),
+    )
+
+
+class PaymentMethodSetupSerializer(serializers.Serializer):
+    """POST /api/payment-methods/setup/: which kind of method the client is about to save."""
+
+    kind = serializers.ChoiceField(choices=[PaymentMethod.Kind.CARD, PaymentMethod.Kind.SEPA_DEBIT])
+
+
+class PaymentMethodSetupOutputSerializer(serializers.Serializer):
+    """What a client needs to save a method with Stripe.js itself."""
+
+    kind = serializers.CharField()
+    setup_intent = serializers.CharField(help_text=_("The SetupIntent's id (seti_…)."))
+    client_secret = serializers.CharField(
+        help_text=_("For Stripe.js's confirmCardSetup / confirmSepaDebitSetup. Do not store or log it.")
+    )
+    publishable_key = serializers.CharField(help_text=_("The key to load Stripe.js with."))

@@ -2,10 +2,13 @@
 
 Tokenisation happens first, outside any transaction (the gateway is remote): in the customer's
 browser where the gateway supports it (``payment_method_setup_start`` / ``_finish``), or on the server
-for the sandbox's test numbers (``payment_method_add_card`` …). The change, its audit event and the
-security notice then commit together, and ``charge_order_changed`` is sent after the commit (invoices
-makes a past-due invoice eligible at the next run).
+for the sandbox's test numbers (``payment_method_tokenize_card`` …, then ``payment_method_keep``).
+The change, its audit event and the security notice then commit together, and
+``charge_order_changed`` is sent after the commit (invoices makes a past-due invoice eligible at the
+next run). Every way in refuses a method the account already keeps (``payment_method_create``).
 """
+
+import datetime
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -19,7 +22,7 @@ from notifications.models import SentEmail
 from notifications.services import (
     OWNER_ROLES,
     actor_context,
-    notification_queue,
+    notification_batch,
     recipients_for,
     request_channel,
 )
@@ -28,12 +31,31 @@ from .customers import gateway_customer_reference
 from .gateways import get_gateway
 from .gateways.base import GatewayError, SetupSession, TokenizedMethod
 from .models import ChargeOrderEntry, PaymentMethod
+from .ranks import NOT_IN_ORDER, position_label
+from .ratelimit import add_method_block_lift, add_method_blocked_until, add_method_failures
 from .sandbox.collection import SandboxCollection
 from .signals import charge_order_changed_on_commit
 
 
 class ChargeOrderError(ValidationError):
     """The requested charge order was refused whole; ``messages`` says every problem."""
+
+
+class DuplicatePaymentMethod(ValidationError):
+    """The account already keeps this card or bank account: the gateway gave the same fingerprint.
+
+    ``existing`` is the method on file; the message names it and its place in the charge order.
+    """
+
+    def __init__(self, existing: PaymentMethod):
+        self.existing = existing
+        entry = getattr(existing, "rank", None)
+        place = position_label(entry.position if entry else None, unranked=NOT_IN_ORDER)
+        if existing.kind == PaymentMethod.Kind.CARD:
+            message = _("This card is already on file as %(label)s (%(place)s).")
+        else:
+            message = _("This bank account is already on file as %(label)s (%(place)s).")
+        super().__init__(message % {"label": existing.label, "place": place}, code="duplicate")
 
 
 def charge_order_ids(*, account: Account) -> list[int]:
@@ -64,17 +86,25 @@ def _security_notice(
 ) -> None:
     """Tell the owners who changed what, when and from where, so a hijacked session cannot quietly
     redirect payments. ``order_before`` is the charge order before the change, if it could change.
-    Labels are taken now: the email must say what the order was, whatever happens to it later."""
+    Labels are taken now: the email must say what the order was, whatever happens to it later.
+
+    One member's changes within SECURITY_NOTICE_WINDOW_SECONDS of their first make one notice,
+    listing each (twelve reorders in three minutes are one email, not twelve); it is sent when the
+    window closes. The account is locked (``_lock_account``), which serialises the batch."""
     order_after = charge_order_ids(account=account)
     order_before = order_after if order_before is None else order_before
     labels = {m.pk: m.label for m in PaymentMethod.objects.filter(pk__in={*order_before, *order_after})}
     snapshot_before, snapshot_after = event.before or {}, event.after or {}
-    notification_queue(
+    member = getattr(actor, "pk", None) if actor is not None and actor.is_authenticated else None
+    notification_batch(
         account=account,
         kind=SentEmail.Kind.SECURITY_NOTICE,
+        batch_key=f"security:{account.pk}:{member or 'system'}",
         event_key=f"security:{event.pk}",
         recipients=recipients_for(account=account, kind=SentEmail.Kind.SECURITY_NOTICE, roles=OWNER_ROLES),
-        context={
+        window=datetime.timedelta(seconds=settings.SECURITY_NOTICE_WINDOW_SECONDS),
+        shared={"actor": actor_context(actor)},
+        change={
             "action": event.action,
             "method": snapshot_after.get("label") or snapshot_before.get("label") or "",
             "expiry_before": snapshot_before.get("exp") or "",
@@ -82,7 +112,6 @@ def _security_notice(
             "order_changed": order_before != order_after,
             "order_before": [{"method": labels[m], "position": n} for n, m in enumerate(order_before, 1)],
             "order_after": [{"method": labels[m], "position": n} for n, m in enumerate(order_after, 1)],
-            "actor": actor_context(actor),
             # To the second: the stored context, shown in admin, holds no long runs of digits.
             "occurred_at": event.created_at.replace(microsecond=0).isoformat(),
             "ip_address": event.ip_address or "",
@@ -201,6 +230,39 @@ def charge_order_remove(*, account: Account, actor, method_id: int, request=None
         )
 
 
+def payment_method_duplicate_of(
+    *, account: Account, tokenized: TokenizedMethod, gateway: str | None = None
+) -> PaymentMethod | None:
+    """The account's active method with the same fingerprint at the same gateway, if any.
+
+    Every gateway fingerprints what it tokenises (the sandbox too), the same card or bank account
+    giving the same fingerprint each time; a method without one is never taken for a duplicate.
+    """
+    if not tokenized.fingerprint:
+        return None
+    return (
+        PaymentMethod.objects.active()
+        .filter(
+            account=account,
+            gateway=gateway or get_gateway().name,
+            kind=tokenized.kind,
+            fingerprint=tokenized.fingerprint,
+        )
+        .select_related("rank")
+        .order_by("pk")
+        .first()
+    )
+
+
+def payment_method_refuse_duplicate(
+    *, account: Account, tokenized: TokenizedMethod, gateway: str | None = None
+) -> None:
+    """Raise DuplicatePaymentMethod if the account already keeps this method."""
+    existing = payment_method_duplicate_of(account=account, tokenized=tokenized, gateway=gateway)
+    if existing is not None:
+        raise DuplicatePaymentMethod(existing)
+
+
 @transaction.atomic
 def payment_method_create(
     *,
@@ -209,10 +271,24 @@ def payment_method_create(
     tokenized: TokenizedMethod,
     gateway: str,
     add_to_order: bool = True,
+    replaces: PaymentMethod | None = None,
+    allow_duplicate: bool = False,
     request=None,
 ) -> PaymentMethod:
-    """Keep a tokenised method and, if asked and there is room, rank it last in the charge order."""
+    """Keep a tokenised method and, if asked and there is room, rank it last in the charge order.
+
+    Refused (DuplicatePaymentMethod, nothing kept) if the account already keeps the same card or
+    bank account, unless ``allow_duplicate``. With ``replaces`` (a method in the charge order, such
+    as a card reported lost), the new method takes its place and the old one leaves the order but
+    stays on file: one audited change, one security notice.
+    """
     account = _lock_account(account)
+    if replaces is not None:
+        replaces = PaymentMethod.objects.active().filter(account=account, pk=replaces.pk).first()
+        if replaces is None:
+            raise ValidationError(_("The payment method to replace is no longer on file."))
+    if not allow_duplicate:
+        payment_method_refuse_duplicate(account=account, tokenized=tokenized, gateway=gateway)
     method = PaymentMethod.objects.create(
         account=account,
         kind=tokenized.kind,
@@ -235,14 +311,19 @@ def payment_method_create(
         request=request,
     )
     order = charge_order_ids(account=account)
-    if add_to_order and len(order) < 1 + settings.BILLING_MAX_BACKUPS:
-        _write_order(account=account, method_ids=[*order, method.pk])
+    new_order = None
+    if replaces is not None and replaces.pk in order:
+        new_order = [method.pk if m == replaces.pk else m for m in order]
+    elif add_to_order and len(order) < 1 + settings.BILLING_MAX_BACKUPS:
+        new_order = [*order, method.pk]
+    if new_order is not None:
+        _write_order(account=account, method_ids=new_order)
         audit_record(
             account=account,
             action=AuditEvent.Action.ORDER_CHANGED,
             actor=actor,
             before={"order": order},
-            after={"order": [*order, method.pk]},
+            after={"order": new_order, **({"replaced": replaces.pk} if replaces is not None else {})},
             request=request,
         )
     charge_order_changed_on_commit(account_id=account.pk)
@@ -259,10 +340,18 @@ def payment_method_setup_start(*, account: Account, kind: str) -> SetupSession:
 
 
 def payment_method_setup_finish(
-    *, account: Account, actor, kind: str, reference: str, add_to_order=True, request=None
+    *,
+    account: Account,
+    actor,
+    kind: str,
+    reference: str,
+    add_to_order=True,
+    replaces: PaymentMethod | None = None,
+    request=None,
 ) -> PaymentMethod:
     """Keep the method the customer's browser saved with the gateway (``reference``: what the
-    processor gave the browser back). Raises InvalidPaymentDetails if the gateway will not save it."""
+    processor gave the browser back). Raises InvalidPaymentDetails if the gateway will not save it,
+    DuplicatePaymentMethod if the account already keeps it (``payment_method_create``)."""
     gateway = get_gateway()
     customer = gateway_customer_reference(account_id=account.pk, gateway=gateway.name)
     tokenized = gateway.finish_setup(account=account, kind=kind, customer=customer, reference=reference)
@@ -272,6 +361,7 @@ def payment_method_setup_finish(
         tokenized=tokenized,
         gateway=gateway.name,
         add_to_order=add_to_order,
+        replaces=replaces,
         request=request,
     )
 
@@ -284,9 +374,39 @@ def _number_taking_gateway() -> SandboxCollection:
     return gateway
 
 
-def _keep_collected(collected: TokenizedMethod, **common) -> PaymentMethod:
-    # Saved to the account's customer, as a method collected in the browser is.
-    return payment_method_setup_finish(kind=collected.kind, reference=collected.token, **common)
+def payment_method_keep(
+    *, account: Account, actor, collected: TokenizedMethod, add_to_order=True, replaces=None, request=None
+) -> PaymentMethod:
+    """Keep a method tokenised on the server, saved to the account's customer as a method collected
+    in the browser is (``payment_method_setup_finish``)."""
+    return payment_method_setup_finish(
+        account=account,
+        actor=actor,
+        kind=collected.kind,
+        reference=collected.token,
+        add_to_order=add_to_order,
+        replaces=replaces,
+        request=request,
+    )
+
+
+def payment_method_tokenize_card(*, number: str, exp_month: int, exp_year: int, cvc: str) -> TokenizedMethod:
+    """Tokenise a card on the server (the sandbox's test cards only; raises InvalidPaymentDetails).
+    The number goes no further."""
+    gateway = _number_taking_gateway()
+    return gateway.tokenize_card(number=number, exp_month=exp_month, exp_year=exp_year, cvc=cvc)
+
+
+def payment_method_tokenize_sepa_debit(*, iban: str, account_holder: str) -> TokenizedMethod:
+    return _number_taking_gateway().tokenize_sepa_debit(iban=iban, account_holder=account_holder)
+
+
+def payment_method_tokenize_ach_debit(
+    *, routing_number: str, account_number: str, account_holder: str
+) -> TokenizedMethod:
+    return _number_taking_gateway().tokenize_ach_debit(
+        routing_number=routing_number, account_number=account_number, account_holder=account_holder
+    )
 
 
 def payment_method_add_card(
@@ -300,22 +420,19 @@ def payment_method_add_card(
     add_to_order=True,
     request=None,
 ) -> PaymentMethod:
-    """Tokenise a card on the server (the sandbox's test cards only; raises InvalidPaymentDetails)
-    and keep it. The number goes no further."""
-    gateway = _number_taking_gateway()
-    collected = gateway.tokenize_card(number=number, exp_month=exp_month, exp_year=exp_year, cvc=cvc)
-    return _keep_collected(
-        collected, account=account, actor=actor, add_to_order=add_to_order, request=request
+    """Tokenise a card on the server and keep it (the API's one-step add)."""
+    collected = payment_method_tokenize_card(number=number, exp_month=exp_month, exp_year=exp_year, cvc=cvc)
+    return payment_method_keep(
+        account=account, actor=actor, collected=collected, add_to_order=add_to_order, request=request
     )
 
 
 def payment_method_add_sepa_debit(
     *, account: Account, actor, iban: str, account_holder: str, add_to_order=True, request=None
 ) -> PaymentMethod:
-    gateway = _number_taking_gateway()
-    collected = gateway.tokenize_sepa_debit(iban=iban, account_holder=account_holder)
-    return _keep_collected(
-        collected, account=account, actor=actor, add_to_order=add_to_order, request=request
+    collected = payment_method_tokenize_sepa_debit(iban=iban, account_holder=account_holder)
+    return payment_method_keep(
+        account=account, actor=actor, collected=collected, add_to_order=add_to_order, request=request
     )
 
 
@@ -329,12 +446,11 @@ def payment_method_add_ach_debit(
     add_to_order=True,
     request=None,
 ) -> PaymentMethod:
-    gateway = _number_taking_gateway()
-    collected = gateway.tokenize_ach_debit(
+    collected = payment_method_tokenize_ach_debit(
         routing_number=routing_number, account_number=account_number, account_holder=account_holder
     )
-    return _keep_collected(
-        collected, account=account, actor=actor, add_to_order=add_to_order, request=request
+    return payment_method_keep(
+        account=account, actor=actor, collected=collected, add_to_order=add_to_order, request=request
     )
 
 
@@ -392,3 +508,26 @@ def payment_method_remove(*, method: PaymentMethod, actor, request=None) -> Paym
     )
     _security_notice(account=account, event=event, actor=actor, request=request, order_before=before_order)
     return method
+
+
+def add_method_unblock(*, account: Account, actor, request=None) -> bool:
+    """Support's lift of the card-testing pause on adding methods (payments.ratelimit), audited with
+    when it would have ended and how many refusals led to it. False if the account was not blocked."""
+    until = add_method_blocked_until(account_id=account.pk)
+    if until is None:
+        return False
+    with transaction.atomic():
+        audit_record(
+            account=account,
+            action=AuditEvent.Action.ADD_BLOCK_LIFTED,
+            actor=actor,
+            obj=account,
+            before={
+                "blocked_until": until.isoformat(timespec="seconds"),
+                "refusals": add_method_failures(account_id=account.pk),
+            },
+            after={"blocked_until": None},
+            request=request,
+        )
+    add_method_block_lift(account_id=account.pk)
+    return True

@@ -55,3 +55,20 @@ def _plain_test_settings(settings):
         **settings.STORAGES,
         "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
     }
+
+
+@pytest.fixture(scope="module")
+def localstripe():
+    """A fake Stripe server of this test module's own (tests/stripe_support.py): its base address."""
+    from tests.stripe_support import running_localstripe
+
+    with running_localstripe() as base:
+        yield base
+
+
+@pytest.fixture
+def stripe_gateway(settings, localstripe):
+    """The Stripe gateway, pointed at localstripe, is the active one: a client to look at its side."""
+    from tests.stripe_support import use_localstripe
+
+    return use_localstripe(settings, localstripe)

@@ -196,6 +196,18 @@ def test_pay_now_with_a_chosen_method(client, membership):
     assert primary.attempts.count() == 0
 
 
+def test_a_method_that_cannot_pay_is_a_skip_not_a_decline(client, membership):
+    sepa = payment_method_add_sepa_debit(
+        account=membership.account, actor=None, iban="DE89370400440532013000", account_holder="Test Holder"
+    )
+    invoice = InvoiceFactory(account=membership.account, currency="USD")
+    response = client.post(f"/api/invoices/{invoice.pk}/pay/", {"method": sepa.pk}, format="json")
+    assert response.status_code == 200
+    body = response.json()
+    assert body["outcome"] == "not_charged"
+    assert body["message"] == f"Nothing was charged: {sepa.label} can't pay USD invoices."
+
+
 def test_a_decline_is_a_result_not_an_error(client, membership):
     _card(membership, DECLINES)
     invoice = InvoiceFactory(account=membership.account)

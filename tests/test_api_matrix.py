@@ -11,6 +11,7 @@ from collections.abc import Callable
 import pytest
 from rest_framework.test import APIClient
 
+from accounts.models import Invitation, Membership
 from payments.models import PaymentMethod
 from tests.factories import (
     AccountFactory,
@@ -114,6 +115,19 @@ def _credentials(world, actor):
     return {"username": world.users[actor].username, "password": PASSWORD}
 
 
+def _viewer_of_a(world) -> Membership:
+    return Membership.objects.get(account=world.account_a, user=world.users["viewer"])
+
+
+def _invitation_of_a(world) -> Invitation:
+    invitation, _created = Invitation.objects.get_or_create(
+        account=world.account_a,
+        email="invited@a.example",
+        defaults={"role": "viewer", "expires_at": "2099-01-01T00:00Z"},
+    )
+    return invitation
+
+
 MEMBER_READ = {"owner": 200, "viewer": 200, "other": 404, "staff": 403, "anonymous": 401}
 MEMBER_LIST = {"owner": 200, "viewer": 200, "other": 200, "staff": 403, "anonymous": 401}
 
@@ -136,6 +150,44 @@ CASES = [
         "get",
         lambda w: "/api/accounts/",
         {"owner": 200, "viewer": 200, "other": 200, "staff": 200, "anonymous": 401},
+    ),
+    Case("billing contacts read", "get", lambda w: "/api/account/billing-contacts/", MEMBER_LIST),
+    Case(
+        "billing contacts replace",
+        "put",
+        lambda w: "/api/account/billing-contacts/",
+        {"owner": 200, "viewer": 403, "other": 200, "staff": 403, "anonymous": 401},
+        lambda w, a: {"billing_email": "ap@a.example", "recipients": ["cfo@a.example"]},
+    ),
+    Case("members list", "get", lambda w: "/api/members/", MEMBER_LIST),
+    Case("member read", "get", lambda w: f"/api/members/{_viewer_of_a(w).pk}/", MEMBER_READ),
+    Case(
+        "member role change",
+        "patch",
+        lambda w: f"/api/members/{_viewer_of_a(w).pk}/",
+        {"owner": 200, "viewer": 403, "other": 404, "staff": 403, "anonymous": 401},
+        lambda w, a: {"role": "billing"},
+    ),
+    Case(
+        "member remove",
+        "delete",
+        lambda w: f"/api/members/{_viewer_of_a(w).pk}/",
+        {"owner": 204, "viewer": 403, "other": 404, "staff": 403, "anonymous": 401},
+    ),
+    Case("invitations list", "get", lambda w: "/api/invitations/", MEMBER_LIST),
+    Case("invitation read", "get", lambda w: f"/api/invitations/{_invitation_of_a(w).pk}/", MEMBER_READ),
+    Case(
+        "invite",
+        "post",
+        lambda w: "/api/invitations/",
+        {"owner": 201, "viewer": 403, "other": 201, "staff": 403, "anonymous": 401},
+        lambda w, a: {"email": "new@example.com", "role": "billing"},
+    ),
+    Case(
+        "invitation cancel",
+        "delete",
+        lambda w: f"/api/invitations/{_invitation_of_a(w).pk}/",
+        {"owner": 204, "viewer": 403, "other": 404, "staff": 403, "anonymous": 401},
     ),
     Case("methods list", "get", lambda w: "/api/payment-methods/", MEMBER_LIST),
     Case(
@@ -176,6 +228,12 @@ CASES = [
         lambda w: "/api/staff/invoices/",
         {"owner": 403, "viewer": 403, "other": 403, "staff": 201, "anonymous": 401},
         _staff_invoice,
+    ),
+    Case(
+        "staff recovery report",
+        "get",
+        lambda w: "/api/staff/recovery/?currency=USD",
+        {"owner": 403, "viewer": 403, "other": 403, "staff": 200, "anonymous": 401},
     ),
     Case(
         "schema",

@@ -121,7 +121,7 @@ def test_malformed_requests_name_the_field(client, details, field):
 def test_refusals_are_throttled_with_the_consoles_limit(client, membership, settings):
     settings.BILLING_ADD_METHOD_FAILURES_PER_HOUR = 3
     for _ in range(3):
-        assert client.post(URL, {**CARD, "number": "4242424242424241"}, format="json").status_code == 400
+        assert client.post(URL, {**CARD, "number": REAL_CARD}, format="json").status_code == 400
     response = client.post(URL, CARD, format="json")
     assert response.status_code == 429
     assert response.json()["code"] == "throttled"

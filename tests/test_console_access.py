@@ -5,7 +5,7 @@ import json
 import pytest
 from django.urls import reverse
 
-from accounts.models import AuditEvent, Membership
+from accounts.models import Account, AuditEvent, Invitation, Membership
 from invoices.models import Invoice
 from payments.models import ChargeOrderEntry, PaymentMethod
 from tests.factories import (
@@ -43,6 +43,8 @@ READ_PAGES = [
     ("invoice_detail", lambda m, i: {"pk": i.pk}),
     ("activity", lambda m, i: {}),
     ("settings", lambda m, i: {}),
+    ("billing_contacts", lambda m, i: {}),
+    ("members", lambda m, i: {}),
 ]
 MANAGER_PAGES = [
     ("payment_method_add", lambda m, i: {"kind": "card"}),
@@ -65,6 +67,8 @@ ACTIONS = [
         {"number": "4242424242424242", "expiry": "12/34", "cvc": "123", "add_to_order": "on"},
     ),
     ("invoice_pay_now", lambda m, i: {"pk": i.pk}, {}),
+    ("billing_contacts", lambda m, i: {}, {"billing_email": "evil@example.com"}),
+    ("members", lambda m, i: {}, {"email": "evil@example.com", "role": "owner"}),
 ]
 OBJECT_URLS = {"invoice_detail", "payment_method_remove", "payment_method_expiry", "charge_order_action"}
 
@@ -75,6 +79,9 @@ def _state(account):
         list(PaymentMethod.objects.filter(account=account).values_list("pk", "status", "exp_year")),
         list(Invoice.objects.filter(account=account).values_list("pk", "status")),
         AuditEvent.objects.filter(account=account).count(),
+        Account.objects.get(pk=account.pk).billing_email,
+        list(Membership.objects.filter(account=account).values_list("pk", "role")),
+        Invitation.objects.filter(account=account).count(),
     )
 
 

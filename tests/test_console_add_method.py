@@ -84,7 +84,7 @@ def test_a_gateway_refusal_lands_on_the_field_it_names(client, owner, monkeypatc
     def refuse(**kwargs):
         raise InvalidPaymentDetails("The bank says this expiry is wrong.", field="exp_year")
 
-    monkeypatch.setattr(payment_views.services, "payment_method_add_card", refuse)
+    monkeypatch.setattr(payment_views.services, "payment_method_tokenize_card", refuse)
     response = _add_card(client)
     assert response.status_code == 200
     assert response.context["form"].errors == {"expiry": ["The bank says this expiry is wrong."]}
@@ -117,6 +117,9 @@ def test_the_typed_number_is_never_echoed_back(client, owner):
     ],
 )
 def test_adding_bank_accounts(client, owner, kind, data, expected):
+    # Each in its own currency (one in another asks first: tests/test_add_method_currency.py).
+    owner.account.currency = "EUR" if kind == "sepa" else "USD"
+    owner.account.save(update_fields=["currency"])
     response = client.post(reverse("payment_method_add", args=[kind]), {**data, "add_to_order": "on"})
     assert response.status_code == 302, response.context["form"].errors if response.context else ""
     method = PaymentMethod.objects.get(account=owner.account)
@@ -131,13 +134,15 @@ def test_an_iban_with_a_typo_is_refused_next_to_the_field(client, owner):
     assert list(response.context["form"].errors) == ["iban"]
 
 
-def test_failed_attempts_count_toward_the_limit_then_try_again_later(client, owner, settings):
+def test_refusals_count_toward_the_limit_then_try_again_later(client, owner, settings):
     settings.BILLING_ADD_METHOD_FAILURES_PER_HOUR = 3
-    assert _add_card(client, number="4242424242424241").status_code == 200
-    assert _add_card(client, number="4242424242424241").status_code == 200
-    blocked = _add_card(client, number="4242424242424241")
+    assert _add_card(client, number=REAL_CARD).status_code == 200
+    assert _add_card(client, number=REAL_CARD).status_code == 200
+    blocked = _add_card(client, number=REAL_CARD)
     assert blocked.status_code == 429
-    assert "Try again later" in blocked.content.decode()
+    body = blocked.content.decode()
+    assert "Try again later" in body
+    assert "You can add a payment method again in 60 minutes." in body
     # Blocked even with good details, and the form itself is not offered.
     assert _add_card(client).status_code == 429
     assert client.get(reverse("payment_method_add", args=["card"])).status_code == 429

@@ -1,5 +1,6 @@
 """Signing in and out, throttling password guessing, resetting a password, switching accounts."""
 
+import html
 import re
 
 import pytest
@@ -142,6 +143,43 @@ def test_the_account_switcher(client, member):
     assert "Zeta" in body
     assert "Add a payment method" not in body  # a viewer there
     assert client.post(reverse("switch_account"), {"account": "x"}).status_code == 404
+
+
+def switcher_next(body: str) -> str:
+    """The page the account switcher's form says it was posted from."""
+    form = re.search(r'<form class="switcher".*?</form>', body, re.S).group(0)
+    return html.unescape(re.search(r'name="next" value="([^"]*)"', form).group(1))
+
+
+def test_switching_account_stays_on_the_same_page(client, member):
+    other = MembershipFactory(user=member.user, account=AccountFactory(name="Zeta"))
+    invoice = InvoiceFactory(account=member.account, number="ACME-1")
+    client.force_login(member.user)
+
+    invoices = reverse("invoices") + "?status=open&page=2"
+    next_url = switcher_next(client.get(invoices).content.decode())
+    assert next_url == invoices
+    response = client.post(reverse("switch_account"), {"account": other.account_id, "next": next_url})
+    assert response.status_code == 302 and response.url == reverse("invoices") + "?status=open"
+    assert client.session[SESSION_KEY] == other.account_id
+
+    # A page of one account's own object (its invoice) has no counterpart in the other: the dashboard.
+    client.post(reverse("switch_account"), {"account": member.account_id})
+    detail = reverse("invoice_detail", args=[invoice.pk])
+    next_url = switcher_next(client.get(detail).content.decode())
+    response = client.post(reverse("switch_account"), {"account": other.account_id, "next": next_url})
+    assert response.url == reverse("dashboard")
+
+    for unsafe in ("https://evil.example/invoices/", "//evil.example/", "/no-such-page/"):
+        response = client.post(reverse("switch_account"), {"account": member.account_id, "next": unsafe})
+        assert response.url == reverse("dashboard"), unsafe
+    # ?account= in the page's address (an email link) would switch straight back: it is dropped.
+    response = client.post(
+        reverse("switch_account"),
+        {"account": other.account_id, "next": reverse("payment_methods") + f"?account={member.account_id}"},
+    )
+    assert response.url == reverse("payment_methods")
+    assert client.get(response.url).context["current_account"].pk == other.account_id
 
 
 def test_a_link_naming_another_of_the_members_accounts_opens_it(client, member):

@@ -185,13 +185,17 @@ def test_times_are_shown_in_each_recipients_time_zone(
             kind=Kind.SECURITY_NOTICE,
             event_key="evt:tz",
             context={
-                "action": "method.removed",
-                "method": "Visa •••• 4242",
-                "order_changed": False,
                 "actor": None,
-                "occurred_at": "2026-11-26T04:50:00+00:00",
-                "ip_address": "",
-                "via": "",
+                "changes": [
+                    {
+                        "action": "method.removed",
+                        "method": "Visa •••• 4242",
+                        "order_changed": False,
+                        "occurred_at": "2026-11-26T04:50:00+00:00",
+                        "ip_address": "",
+                        "via": "",
+                    }
+                ],
             },
             recipients={tokyo.email: "en", paris.email: "en", site.email: "en"},
         )

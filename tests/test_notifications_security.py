@@ -1,15 +1,19 @@
 """Security notices: every change to the methods or the charge order tells the owners who changed
 what, when and from where, so a hijacked session cannot quietly redirect payments."""
 
+import datetime
 import json
 import re
 from html.parser import HTMLParser
 
 import pytest
+from django.conf import settings
 from django.urls import reverse
+from django.utils import timezone
 
 from accounts.models import Membership
 from notifications.models import SentEmail
+from notifications.services import notification_deliver_due
 from payments.services import (
     ChargeOrderError,
     charge_order_ids,
@@ -62,13 +66,15 @@ def ranked(account):
 
 @pytest.fixture
 def sent(mailoutbox, django_capture_on_commit_callbacks):
-    """Run a change and return the security notices it sent (the emails leave on commit)."""
+    """Run a change and return the security notices it sent once their window closed."""
 
     def sent(change):
         before = SentEmail.objects.filter(kind=SentEmail.Kind.SECURITY_NOTICE).count()
         mailoutbox.clear()
         with django_capture_on_commit_callbacks(execute=True):
             result = change()
+        window = datetime.timedelta(seconds=settings.SECURITY_NOTICE_WINDOW_SECONDS)
+        notification_deliver_due(now=timezone.now() + window)
         notices = SentEmail.objects.filter(kind=SentEmail.Kind.SECURITY_NOTICE)
         assert notices.count() - before == len([m for m in mailoutbox if "Security notice" in m.subject])
         return result, [m for m in mailoutbox if "Security notice" in m.subject]
@@ -233,3 +239,24 @@ def test_a_reorder_through_the_api_sends_one_notice_naming_the_member(
     assert "From: the API, IP address 127.0.0.1" in body
     assert "Charge order after: Primary: Mastercard •••• 4444 Backup 1: Visa •••• 4242" in body
     assert "Amex •••• 0005" in body  # it was Backup 2 before
+
+
+def test_links_open_the_console_at_the_address_the_change_was_made_on(
+    client, settings, account, owner, ranked, sent, mailoutbox
+):
+    """A console served on another port (development) links to itself, as password resets do."""
+    settings.ALLOWED_HOSTS = ["testserver", "127.0.0.1"]
+    console = "http://127.0.0.1:8123"
+    assert not settings.SITE_URL.startswith(console)
+    client.force_login(owner)
+    page = client.get(reverse("payment_methods"), HTTP_HOST="127.0.0.1:8123").content.decode()
+    url, data = move_up_form(page, ranked[2].pk)
+    _, [message] = sent(lambda: client.post(url, data, HTTP_HOST="127.0.0.1:8123"))
+    assert f"{console}/payment-methods/?account={account.pk}" in message.body
+    assert settings.SITE_URL not in message.body + message.alternatives[0].content
+
+    client.logout()
+    mailoutbox.clear()
+    client.post(reverse("password_reset"), {"email": owner.email}, HTTP_HOST="127.0.0.1:8123")
+    [reset] = mailoutbox
+    assert f"{console}/password-reset/" in reset.body

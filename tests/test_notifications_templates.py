@@ -17,7 +17,7 @@ TEMPLATE_DIR = Path(django_settings.BASE_DIR) / "templates" / "notifications"
 Kind = SentEmail.Kind
 
 INVOICE = {"invoice_number": "INV-2026-0042", "invoice_id": 42, "amount_minor": 1_250_000, "currency": "JPY"}
-SECURITY = {
+SECURITY_CHANGE = {
     "action": "charge_order.changed",
     "method": "",
     "expiry_before": "",
@@ -31,11 +31,19 @@ SECURITY = {
         {"method": "Mastercard •••• 4444", "position": 1},
         {"method": "Visa •••• 4242", "position": 2},
     ],
-    "actor": {"name": "Jane Doe", "email": "jane@customer.example", "staff": False},
     "occurred_at": "2026-11-26T04:50:00+00:00",
     "ip_address": "203.0.113.7",
     "via": "api",
 }
+SECURITY_ACTOR = {"name": "Jane Doe", "email": "jane@customer.example", "staff": False}
+
+
+def security_context(*changes: dict, actor=SECURITY_ACTOR) -> dict:
+    """A stored security notice: who, and each change they made (by default, one reorder)."""
+    return {"actor": actor, "changes": [{**SECURITY_CHANGE, **change} for change in changes or [{}]]}
+
+
+SECURITY = security_context()
 
 # A realistic stored context per kind, and words each rendering must contain (in English).
 CASES = {
@@ -140,6 +148,21 @@ CASES = {
             "/payment-methods/",
         ],
     ),
+    Kind.INVITATION: (
+        {
+            "invitation_id": 42,
+            "role": "billing",
+            "inviter": {"name": "Jane Doe", "email": "jane@customer.example", "staff": False},
+            "expires_at": "2026-12-03T04:50:00+00:00",
+        },
+        [
+            "Jane Doe invited you to join Smith & Co in the billing console as Billing.",
+            "Billing members manage payment methods and pay invoices.",
+            "/invitations/42:",
+            "Dec. 3, 2026",
+            "works once",
+        ],
+    ),
 }
 
 
@@ -240,6 +263,38 @@ SECURITY_VARIANTS = {
         ["Sam, of our support staff", "the support console"],
     ),
     "console": ({"via": "console"}, ["the billing console"]),
+    "billing contacts": (
+        {
+            "action": "billing_contacts.changed",
+            "order_changed": False,
+            "contacts_before": "ap@smith.example",
+            "contacts_after": "ap@smith.example, cfo@smith.example",
+        },
+        [
+            "The addresses that receive invoice and payment emails changed from ap@smith.example to "
+            "ap@smith.example, cfo@smith.example.",
+            "the billing contacts of Smith & Co changed",
+        ],
+    ),
+    "member's role": (
+        {
+            "action": "member.role_changed",
+            "order_changed": False,
+            "member": "vic@smith.example",
+            "role_before": "viewer",
+            "role_after": "owner",
+        },
+        ["The role of vic@smith.example changed from Viewer to Owner.", "the members of Smith & Co changed"],
+    ),
+    "member removed": (
+        {
+            "action": "member.removed",
+            "order_changed": False,
+            "member": "vic@smith.example",
+            "role_before": "owner",
+        },
+        ["vic@smith.example was removed from the account.", "the members of Smith & Co changed"],
+    ),
     "no member": ({"actor": None, "via": "", "ip_address": ""}, ["An automated process"]),
 }
 
@@ -247,15 +302,15 @@ SECURITY_VARIANTS = {
 @pytest.mark.django_db
 @pytest.mark.parametrize("variant", list(SECURITY_VARIANTS))
 def test_security_notice_variants(variant, strict_templates):
-    changes, expected = SECURITY_VARIANTS[variant]
+    change, expected = SECURITY_VARIANTS[variant]
+    change = dict(change)
+    context = security_context(change, actor=change.pop("actor", SECURITY_ACTOR))
     with translation.override("en"):
-        rendered = render_email(
-            kind=Kind.SECURITY_NOTICE, context={**SECURITY, **changes}, account_name="Smith & Co"
-        )
+        rendered = render_email(kind=Kind.SECURITY_NOTICE, context=context, account_name="Smith & Co")
     assert_clean(rendered)
     for words in expected:
-        assert words in rendered.text, words
-    if not {**SECURITY, **changes}["order_changed"]:
+        assert words in rendered.subject or words in " ".join(rendered.text.split()), words
+    if not context["changes"][0]["order_changed"]:
         assert "Charge order before" not in rendered.text
 
 
@@ -329,6 +384,10 @@ def test_every_link_opens_the_console_in_the_emails_account(kind, strict_templat
         links = re.findall(re.escape(django_settings.SITE_URL) + r"/[^\s\"<]*", part)
         assert links
         for link in links:
-            assert re.search(r"\?account=7(#method-\d+)?$", link), link
+            if kind == Kind.INVITATION:
+                # The invited person is no member yet: the link names the invitation, not the account.
+                assert re.search(r"/invitations/42:[\w-]+/$", link), link
+            else:
+                assert re.search(r"\?account=7(#method-\d+)?$", link), link
     if kind == Kind.METHOD_EXPIRING:
         assert f"{django_settings.SITE_URL}/payment-methods/?account=7#method-7" in rendered.text

@@ -340,7 +340,7 @@ def test_emails_are_sent_once_and_a_rerun_sends_nothing(account, mailoutbox):
     mail.outbox.clear()
     settle()
     sent = len(mailoutbox)
-    assert sent == 1  # the backup notice; the receipt waits for send_queued_emails
+    assert sent == 1  # the backup notice; the receipt waits for send_notifications
     assert SentEmail.objects.filter(kind=SentEmail.Kind.RECEIPT, status=SentEmail.Status.QUEUED).count() == 1
     settle()
     assert len(mailoutbox) == sent

@@ -13,7 +13,7 @@ OWN_LEDGER = {ROOT / "payments" / "gateways" / "sandbox.py"}
 # invoice.status = …, attempt.paid_at = …, x.decline_code = …
 ASSIGNMENT = re.compile(
     r"\b(?P<obj>\w*(invoice|attempt)\w*)\.(?P<field>status|paid_at|paid_by_attempt|paid_by_method|"
-    r"paid_by_method_id|paid_by_backup|decline_code|decline_class|completed_at|gateway_reference)\s*=(?!=)",
+    r"paid_by_method_id|paid_by_backup|paid_by_position|decline_code|decline_class|completed_at|gateway_reference)\s*=(?!=)",
     re.IGNORECASE,
 )
 # Invoice.objects….update(status=…) or PaymentAttempt.objects….update(paid_at=…), on one statement.

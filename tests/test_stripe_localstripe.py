@@ -1,94 +1,22 @@
-"""settle_invoices through the Stripe gateway against localstripe, a fake Stripe server, started here
-on 127.0.0.1 at a free port with fresh data for this module, and stopped after it. It ignores
-idempotency keys and has no search; what it cannot do is covered by recorded responses
-(test_stripe_gateway.py)."""
+"""settle_invoices through the Stripe gateway against localstripe, a fake Stripe server started for
+this module with fresh data (tests/stripe_support.py). It ignores idempotency keys and has no search;
+what it cannot do is covered by recorded responses (test_stripe_gateway.py)."""
 
-import json
-import socket
-import subprocess
-import sys
 import time
 import urllib.parse
 import urllib.request
 
 import pytest
-import stripe
 
 from invoices.models import Invoice, PaymentAttempt, WebhookEvent
 from payments.services import payment_method_setup_finish
-from tests import utils
 from tests.factories import AccountFactory, InvoiceFactory
+from tests.stripe_support import KEYS, intents_for, settle
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
-KEYS = {
-    "STRIPE_SECRET_KEY": "sk_test_localstripe",
-    "STRIPE_PUBLISHABLE_KEY": "pk_test_localstripe",
-    "STRIPE_WEBHOOK_SECRET": "whsec_localstripe",
-}
 SUCCEEDS = "4242424242424242"
 DECLINES_WHEN_CHARGED = "4000000000000341"  # attaches, then every charge is declined
-
-# localstripe's own start() listens on every interface and writes its data to a shared file in /tmp;
-# this one listens on 127.0.0.1 only and keeps its data in memory.
-LAUNCHER = """
-import socket, sys
-from aiohttp import web
-from localstripe import resources, server
-resources.Store.dump_to_disk = lambda self: None
-sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-sock.bind(("127.0.0.1", int(sys.argv[1])))
-web.run_app(server.app, sock=sock, print=None)
-"""
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-@pytest.fixture(scope="module")
-def localstripe():
-    port = _free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-c", LAUNCHER, str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
-    )
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    try:
-        while True:
-            try:
-                request = urllib.request.Request(
-                    f"{base}/v1/customers", headers={"Authorization": f"Bearer {KEYS['STRIPE_SECRET_KEY']}"}
-                )
-                urllib.request.urlopen(request, timeout=1).close()
-                break
-            except OSError:
-                assert proc.poll() is None, proc.stderr.read().decode()
-                assert time.monotonic() < deadline, "localstripe did not start"
-                time.sleep(0.1)
-        yield base
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        proc.stderr.close()
-
-
-@pytest.fixture
-def stripe_gateway(settings, localstripe):
-    for name, value in KEYS.items():
-        setattr(settings, name, value)
-    settings.STRIPE_API_BASE = localstripe
-    settings.PAYMENT_GATEWAY = "stripe"
-    return stripe.StripeClient(
-        KEYS["STRIPE_SECRET_KEY"], base_addresses={"api": localstripe}, max_network_retries=0
-    )
 
 
 def _save_card(client, account, number):
@@ -97,19 +25,6 @@ def _save_card(client, account, number):
         params={"type": "card", "card": {"number": number, "exp_month": 12, "exp_year": 2040, "cvc": "123"}}
     )
     return payment_method_setup_finish(account=account, actor=None, kind="card", reference=method.id)
-
-
-def _settle(localstripe):
-    env = utils.command_env(PAYMENT_GATEWAY="stripe", STRIPE_API_BASE=localstripe, **KEYS)
-    proc = utils.manage("settle_invoices", "--json", env=env)
-    out, err = proc.communicate(timeout=300)
-    assert proc.returncode == 0, err
-    return json.loads(out)
-
-
-def _intents_for(client, invoice_number):
-    intents = client.v1.payment_intents.list(params={"limit": 100}).data
-    return [intent for intent in intents if intent.to_dict()["metadata"].get("invoice") == invoice_number]
 
 
 def test_a_declined_primary_falls_back_to_the_backup_which_pays_once(stripe_gateway, localstripe):
@@ -121,7 +36,7 @@ def test_a_declined_primary_falls_back_to_the_backup_which_pays_once(stripe_gate
     assert primary.token.startswith("pm_") and backup.token.startswith("pm_")
     invoice = InvoiceFactory(account=account, currency="USD", amount_minor=4200)
 
-    _settle(localstripe)
+    settle(localstripe)
 
     invoice.refresh_from_db()
     assert invoice.status == Invoice.Status.PAID
@@ -131,7 +46,7 @@ def test_a_declined_primary_falls_back_to_the_backup_which_pays_once(stripe_gate
         (primary.pk, "failed", "card_declined"),
         (backup.pk, "succeeded", ""),
     ]
-    intents = _intents_for(client, invoice.number)
+    intents = intents_for(client, invoice.number)
     succeeded = [intent for intent in intents if intent.status == "succeeded"]
     assert len(succeeded) == 1
     [paid] = succeeded
@@ -144,8 +59,8 @@ def test_a_declined_primary_falls_back_to_the_backup_which_pays_once(stripe_gate
     assert paid.metadata["attempt"] == attempts[1].idempotency_key
 
     # A second run charges nothing.
-    _settle(localstripe)
-    assert len(_intents_for(client, invoice.number)) == len(intents)
+    settle(localstripe)
+    assert len(intents_for(client, invoice.number)) == len(intents)
     assert PaymentAttempt.objects.filter(invoice=invoice).count() == 2
 
 
@@ -168,7 +83,7 @@ def test_localstripes_signed_webhooks_are_taken_by_the_stripe_endpoint(
     _save_card(client, account, SUCCEEDS)
     invoice = InvoiceFactory(account=account, currency="USD", amount_minor=1500)
 
-    _settle(localstripe)
+    settle(localstripe)
 
     references = set(
         PaymentAttempt.objects.filter(invoice=invoice)

@@ -13,6 +13,8 @@ from payments.services import payment_method_create
 
 ROOT = Path(__file__).resolve().parent.parent
 
+# Tests build any charge order they need, the same card twice included: the console and the API
+# refuse a duplicate (tests/test_duplicate_methods.py), these helpers allow it.
 SUCCEEDS = "4242424242424242"
 GENERIC_DECLINE = "4000000000000002"
 INSUFFICIENT_FUNDS = "4000000000009995"
@@ -25,7 +27,12 @@ def add_card(account, number=SUCCEEDS, *, exp_month=12, exp_year=2040, in_order=
     gateway = get_gateway()
     tokenized = gateway.tokenize_card(number=number, exp_month=exp_month, exp_year=exp_year, cvc="123")
     return payment_method_create(
-        account=account, actor=actor, tokenized=tokenized, gateway=gateway.name, add_to_order=in_order
+        account=account,
+        actor=actor,
+        tokenized=tokenized,
+        gateway=gateway.name,
+        add_to_order=in_order,
+        allow_duplicate=True,
     )
 
 
@@ -35,7 +42,12 @@ def add_ach(account, account_number="000123456789", *, in_order=True):
         routing_number="110000000", account_number=account_number, account_holder="Test Holder"
     )
     return payment_method_create(
-        account=account, actor=None, tokenized=tokenized, gateway=gateway.name, add_to_order=in_order
+        account=account,
+        actor=None,
+        tokenized=tokenized,
+        gateway=gateway.name,
+        add_to_order=in_order,
+        allow_duplicate=True,
     )
 
 
@@ -43,7 +55,12 @@ def add_sepa(account, iban="DE89370400440532013000", *, in_order=True):
     gateway = get_gateway()
     tokenized = gateway.tokenize_sepa_debit(iban=iban, account_holder="Test Holder")
     return payment_method_create(
-        account=account, actor=None, tokenized=tokenized, gateway=gateway.name, add_to_order=in_order
+        account=account,
+        actor=None,
+        tokenized=tokenized,
+        gateway=gateway.name,
+        add_to_order=in_order,
+        allow_duplicate=True,
     )
 
 

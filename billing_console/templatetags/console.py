@@ -142,7 +142,15 @@ def method_problems(method, *, currency: str, today: datetime.date | None = None
     if not method.is_active:
         problems.append({"level": "danger", "text": _("Removed: it will not be charged.")})
         return problems
-    if method.blocked_at:
+    if method.needs_replacing:
+        problems.append(
+            {
+                "level": "danger",
+                "text": _("Declined: %(reason)s. It will not be charged again; replace it with a new one.")
+                % {"reason": decline_words(method.blocked_reason)},
+            }
+        )
+    elif method.blocked_at:
         problems.append(
             {
                 "level": "danger",

@@ -9,7 +9,7 @@ from django.utils.translation import gettext_lazy
 from django.views import View
 from django.views.generic import TemplateView
 
-from accounts.models import Account, AuditEvent
+from accounts.models import Account, AuditEvent, Membership
 from accounts.selectors import scoped
 from billing_console.templatetags.console import actor_name
 from core.exports import csv_response
@@ -38,6 +38,18 @@ def _status_label(choices, value) -> str:
         return str(value or "").replace("_", " ")
 
 
+def _contacts_text(contacts: dict) -> str:
+    return ", ".join(a for a in [contacts.get("billing_email"), *(contacts.get("recipients") or [])] if a)
+
+
+MEMBER_ACTIONS = (
+    AuditEvent.Action.MEMBER_INVITED,
+    AuditEvent.Action.INVITATION_CANCELED,
+    AuditEvent.Action.MEMBER_JOINED,
+    AuditEvent.Action.MEMBER_REMOVED,
+)
+
+
 def describe_event(event: AuditEvent, *, methods: dict, invoices: dict) -> str:
     """The change an audit event records, in one line of plain words."""
     before, after = event.before or {}, event.after or {}
@@ -59,6 +71,23 @@ def describe_event(event: AuditEvent, *, methods: dict, invoices: dict) -> str:
         return _("Account status %(before)s → %(after)s") % {
             "before": _status_label(Account.Status, before.get("status")),
             "after": _status_label(Account.Status, after.get("status")),
+        }
+    if event.action == action.BILLING_CONTACTS_CHANGED:
+        return _("%(before)s → %(after)s") % {
+            "before": _contacts_text(before),
+            "after": _contacts_text(after),
+        }
+    if event.action == action.MEMBER_ROLE_CHANGED:
+        return _("%(member)s: %(before)s → %(after)s") % {
+            "member": after.get("member", ""),
+            "before": _status_label(Membership.Role, before.get("role")),
+            "after": _status_label(Membership.Role, after.get("role")),
+        }
+    if event.action in MEMBER_ACTIONS:
+        state = after or before
+        return _("%(member)s (%(role)s)") % {
+            "member": state.get("member", ""),
+            "role": _status_label(Membership.Role, state.get("role")),
         }
     if event.object_type == "invoice":
         number = invoices.get(event.object_id) or after.get("number") or event.object_id

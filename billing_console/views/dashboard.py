@@ -10,12 +10,13 @@ from django.utils.translation import gettext_lazy
 
 from accounts.models import AuditEvent
 from accounts.selectors import scoped
-from core.money import format_money
 from core.views import ConsolePage
 from invoices.models import Invoice
 from payments.expiry import EXPIRY_WARNING_DAYS
 from payments.models import PaymentMethod
 from payments.selectors import charge_order_entries
+
+from .verdict import account_verdict
 
 # What PaymentMethod.label reads.
 METHOD_LABEL_FIELDS = ("kind", "brand", "last4", "bank_name")
@@ -36,7 +37,7 @@ SUMMARY_FIELDS = (
 class Alert:
     """Something that needs the member's attention, with the one action that fixes it."""
 
-    level: str  # "warning" or "danger"
+    level: str  # "info", "warning" or "danger"
     text: str
     action_label: str = ""
     action_url: str = ""
@@ -44,10 +45,9 @@ class Alert:
     action_fields: tuple = ()
 
 
-def dashboard_warnings(
-    *, account, can_manage: bool, order, today: datetime.date, any_past_due: bool = True
-) -> list[Alert]:
-    """``any_past_due``: False when the caller already knows the account has no past-due invoice."""
+def dashboard_warnings(*, account, can_manage: bool, order, today: datetime.date) -> list[Alert]:
+    """What needs attention in the charge order itself, and what the last payment showed; the
+    verdict on the open invoices is ``verdict.account_verdict``'s."""
     warnings = []
     methods_url = reverse("payment_methods")
     primary = order[0].method if order else None
@@ -61,17 +61,17 @@ def dashboard_warnings(
             )
         )
     else:
+        # An expired primary is the verdict's to tell (it names the method charged instead).
         expires = primary.expires_on()
-        if expires is not None and expires <= today + datetime.timedelta(days=EXPIRY_WARNING_DAYS):
-            text = (
-                _("Your primary method %(label)s expired on %(date)s.")
-                if expires < today
-                else _("Your primary method %(label)s expires on %(date)s.")
-            ) % {"label": primary.label, "date": date_format(expires, "YEAR_MONTH_FORMAT")}
+        if expires is not None and today <= expires <= today + datetime.timedelta(days=EXPIRY_WARNING_DAYS):
+            text = _("Your primary method %(label)s expires on %(date)s.") % {
+                "label": primary.label,
+                "date": date_format(expires, "YEAR_MONTH_FORMAT"),
+            }
             if can_manage:
                 warnings.append(
                     Alert(
-                        "danger" if expires < today else "warning",
+                        "warning",
                         text,
                         _("Update expiry date"),
                         reverse("payment_method_expiry", args=[primary.pk]),
@@ -116,45 +116,12 @@ def dashboard_warnings(
         warnings.append(
             Alert(
                 "warning",
-                _(
-                    "Your last invoice, %(number)s, was paid by a backup (%(label)s) because the "
-                    "methods ranked above it were declined."
-                )
+                _("Your last invoice, %(number)s, was paid by a backup (%(label)s), not by your primary.")
                 % {"number": last_paid.number, "label": last_paid.paid_by_method.label},
                 _("See what happened"),
                 reverse("invoice_detail", args=[last_paid.pk]),
             )
         )
-    past_due = (
-        list(
-            scoped(Invoice.objects.only(*SUMMARY_FIELDS), account=account)
-            .filter(status=Invoice.Status.PAST_DUE)
-            .order_by("due_on", "pk")[:3]
-        )
-        if any_past_due
-        else []
-    )
-    for invoice in past_due:
-        text = _("Invoice %(number)s (%(amount)s) is past due since %(date)s.") % {
-            "number": invoice.number,
-            "amount": format_money(invoice.amount_minor, invoice.currency),
-            "date": date_format(invoice.due_on, "DATE_FORMAT"),
-        }
-        if can_manage:
-            warnings.append(
-                Alert(
-                    "danger",
-                    text,
-                    _("Pay now"),
-                    reverse("invoice_pay_now", args=[invoice.pk]),
-                    action_post=True,
-                    action_fields=(("next", "dashboard"),),
-                )
-            )
-        else:
-            warnings.append(
-                Alert("danger", text, _("View invoice"), reverse("invoice_detail", args=[invoice.pk]))
-            )
     return warnings
 
 
@@ -168,34 +135,35 @@ class DashboardView(ConsolePage):
         account = self.account
         today = timezone.localdate()
         invoices = scoped(Invoice.objects, account=account)
-        # What is due per currency; split by status too, which tells whether any is past due.
-        due, any_past_due = {}, False
+        # What is due per currency.
+        due = {}
         for row in (
             invoices.collectable()
-            .values("currency", "status")
+            .values("currency")
             .annotate(total=Sum("amount_minor"), count=Count("pk"))
-            .order_by("currency", "status")
+            .order_by("currency")
         ):
-            any_past_due = any_past_due or row["status"] == Invoice.Status.PAST_DUE
             total = due.setdefault(row["currency"], {"currency": row["currency"], "total": 0, "count": 0})
             total["total"] += row["total"]
             total["count"] += row["count"]
         amount_due = [due[currency] for currency in sorted(due)]
         order = charge_order_entries(account=account)
-        summaries = invoices.only(*SUMMARY_FIELDS)
+        summaries = invoices.only(*SUMMARY_FIELDS).with_in_flight()
+        can_manage = self.membership.can_manage
+        verdict = account_verdict(
+            account=account, can_manage=can_manage, order=order, today=today, alert=Alert
+        )
         context.update(
             amount_due=amount_due,
             open_count=sum(row["count"] for row in amount_due),
             next_due=summaries.collectable().order_by("due_on", "pk").first() if due else None,
             order=order,
             today=today,
-            warnings=dashboard_warnings(
-                account=account,
-                can_manage=self.membership.can_manage,
-                order=order,
-                today=today,
-                any_past_due=any_past_due,
-            ),
+            warnings=[
+                *dashboard_warnings(account=account, can_manage=can_manage, order=order, today=today),
+                *verdict.alerts,
+            ],
+            all_good=verdict.all_good,
             recent_invoices=list(summaries.order_by("-issued_on", "-pk")[:5]),
             recent_activity=list(
                 scoped(AuditEvent.objects, account=account)

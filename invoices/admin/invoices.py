@@ -11,13 +11,14 @@ so an invoice's change page is read-only even for those who hold it.
 """
 
 import datetime
+import functools
 import logging
 
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
 from django.http import HttpResponseRedirect
 from django.template.response import TemplateResponse
-from django.urls import reverse
+from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext as _
@@ -30,6 +31,7 @@ from invoices.models import Invoice, PaymentAttempt
 from payments.ranks import NOT_IN_ORDER, position_label
 
 from .actions import StaffAction, nothing_to_do, staff_actions
+from .recovery import recovery_view
 
 logger = logging.getLogger(__name__)
 
@@ -125,18 +127,17 @@ class DueFilter(admin.SimpleListFilter):
 
 
 class PaymentAttemptInline(ReadOnlyAdminMixin, admin.TabularInline):
+    """The invoice's attempts in eight columns, so the whole table fits the change page at 1280 px
+    with the sidebar open: what was tried, in which rank, how it ended and why. Each attempt's own
+    page (View) has every field."""
+
     model = PaymentAttempt
     fields = (
         "sequence",
         "created_at",
-        "trigger",
-        "retry_round",
-        "rank",
+        "trigger_round",
         "charged_method",
-        "status",
-        "decline_code",
-        "decline_class",
-        "skip_reason",
+        "outcome",
         "message",
         "initiated",
         "completed_at",
@@ -145,16 +146,42 @@ class PaymentAttemptInline(ReadOnlyAdminMixin, admin.TabularInline):
     extra = 0
     show_change_link = True
 
+    class Media:
+        css = {"all": ["invoices/admin.css"]}
+
     def get_queryset(self, request):
         return super().get_queryset(request).select_related("method", "initiated_by").order_by("sequence")
 
-    @admin.display(description=gettext_lazy("rank"))
-    def rank(self, obj):
-        return position_label(obj.position, unranked=NOT_IN_ORDER) if obj.method_id else "-"
+    @admin.display(description=gettext_lazy("trigger"))
+    def trigger_round(self, obj):
+        return format_html(
+            '{}<br><span class="quiet">{}</span>',
+            obj.get_trigger_display(),
+            _("round %(round)s") % {"round": obj.retry_round},
+        )
 
     @admin.display(description=gettext_lazy("method"))
     def charged_method(self, obj):
-        return admin_link(obj.method, obj.method.label) if obj.method else "-"
+        if not obj.method:
+            return "-"
+        rank = position_label(obj.position, unranked=NOT_IN_ORDER)
+        return format_html(
+            '<span class="quiet">{}</span><br>{}', rank, admin_link(obj.method, obj.method.label)
+        )
+
+    @admin.display(description=gettext_lazy("outcome"))
+    def outcome(self, obj):
+        if obj.decline_code:
+            why = (
+                f"{obj.decline_code} ({obj.get_decline_class_display()})"
+                if obj.decline_class
+                else obj.decline_code
+            )
+        else:
+            why = obj.get_skip_reason_display() if obj.skip_reason else ""
+        if not why:
+            return obj.get_status_display()
+        return format_html('{}<br><span class="quiet">{}</span>', obj.get_status_display(), why)
 
     @admin.display(description=gettext_lazy("initiated by"))
     def initiated(self, obj):
@@ -222,9 +249,14 @@ class InvoiceAdmin(admin.ModelAdmin):
     )
     inlines = (PaymentAttemptInline,)
     actions = ("retry_now", "void", "mark_uncollectible")
+    change_list_template = "admin/invoices/invoice/change_list.html"
 
     def get_queryset(self, request):
         return super().get_queryset(request).select_related("account", "paid_by_method", "paid_by_attempt")
+
+    def get_urls(self):
+        report = self.admin_site.admin_view(functools.partial(recovery_view, self))
+        return [path("recovery/", report, name="invoices_invoice_recovery"), *super().get_urls()]
 
     # Invoices arrive from the metering system (API, import_invoices) and are never deleted.
     def has_add_permission(self, request):

@@ -3,6 +3,7 @@
 import logging
 
 from django.db import transaction
+from django.db.models import Max
 from django.utils import timezone
 from django.utils.formats import date_format
 from django.utils.translation import gettext as _
@@ -13,6 +14,7 @@ from invoices.models import Invoice, PaymentAttempt
 from payments.models import PaymentMethod
 
 from .claim import claim_one, new_lease
+from .eligibility import skip_sentence
 from .engine import Engine, items_prepare
 from .keeper import LeaseKeeper
 from .outcomes import InvoiceResult, Outcome
@@ -75,6 +77,7 @@ def _settle_now(
         full = charge_orders(account_ids=[claimed.account_id]).get(claimed.account_id, [])
         order = [(next((p for p, m in full if m.pk == method.pk), None), method)]
     now = timezone.now()
+    before = claimed.attempts.aggregate(n=Max("sequence"))["n"] or 0
     results = []
     try:
         with LeaseKeeper() as keeper:
@@ -86,6 +89,8 @@ def _settle_now(
     except Exception:
         logger.exception("Settling invoice %s on request failed", claimed.number)
         results = []
+    if results and results[0].outcome == Outcome.DECLINED and not results[0].attempts:
+        return _not_charged(claimed, results[0], after=before)
     if results and results[0].outcome != Outcome.ERROR:
         return results[0]
     # The lease is kept until it expires: whatever is unresolved is reconciled by the next run.
@@ -95,6 +100,21 @@ def _settle_now(
         outcome=Outcome.ERROR,
         message=_("Something went wrong; the payment will be checked by the next settlement run."),
     )
+
+
+def _not_charged(invoice: Invoice, result: InvoiceResult, *, after: int) -> InvoiceResult:
+    """Nothing was charged: every method was skipped. Said as such, with each method's reason,
+    never as a decline."""
+    skips = invoice.attempts.filter(sequence__gt=after, status=PaymentAttempt.Status.SKIPPED).select_related(
+        "method"
+    )
+    reasons = " ".join(
+        skip_sentence(skip.method, skip.skip_reason, currency=invoice.currency)
+        for skip in skips.order_by("sequence")
+    )
+    result.outcome = Outcome.NOT_CHARGED
+    result.message = _("Nothing was charged: %(reasons)s") % {"reasons": reasons}
+    return result
 
 
 def invoice_pay_now(

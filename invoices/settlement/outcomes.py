@@ -11,6 +11,7 @@ class Outcome(enum.StrEnum):
     PAST_DUE = "past_due"  # every method failed; retried on the schedule
     UNCOLLECTIBLE = "uncollectible"  # every method failed in the last round
     DECLINED = "declined"  # Pay now / Retry now failed; the schedule is unchanged
+    NOT_CHARGED = "not_charged"  # Pay now / Retry now: every method was skipped, none was charged
     PENDING = "pending"  # a bank debit is clearing; nothing else is charged until it resolves
     UNKNOWN = "unknown"  # the gateway did not answer; resolved by the next run
     BUSY = "busy"  # another worker holds the invoice

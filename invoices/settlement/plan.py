@@ -154,8 +154,9 @@ def plan_inputs(
     """What the plans of ``invoices`` need: their charge orders (or ``order`` for every one), the
     recent charges of those methods, unresolved attempts, the methods each already tried and saw
     declined in its current retry round, and the last attempt numbers. The one reader behind the
-    settlement engine, the dry run and the console's preview."""
-    ids = [invoice.pk for invoice in invoices]
+    settlement engine, the dry run, and the console's preview, verdict and Pay now choices
+    (``eligibility``)."""
+    ids = [invoice.pk for invoice in invoices if invoice.pk is not None]  # an unsaved one has no history
     if order is not None:
         orders = {invoice.account_id: order for invoice in invoices}
     else:

@@ -4,17 +4,28 @@ Pages a signed-out visitor sees (sign-in, password reset, not found) and every p
 owner, with a flash message and a form error on screen where a page can show one.
 """
 
+import datetime
 import re
 
 import pytest
 from axe_playwright_python.sync_playwright import Axe
+from django.conf import settings
 from django.core.cache import cache
+from django.utils import timezone
 from playwright.sync_api import expect
 
-from accounts.models import Membership, Profile
+from accounts.members import invitation_token
+from accounts.models import Invitation, Membership, Profile
 from invoices.models import Invoice
-from tests.factories import AccountFactory, InvoiceFactory, MembershipFactory, UserFactory
-from tests.utils import GENERIC_DECLINE, SUCCEEDS, add_card
+from payments.ratelimit import add_method_failure_record
+from tests.factories import (
+    AccountFactory,
+    InvoiceFactory,
+    MembershipFactory,
+    PaymentAttemptFactory,
+    UserFactory,
+)
+from tests.utils import GENERIC_DECLINE, SUCCEEDS, add_ach, add_card
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -31,6 +42,14 @@ def owner():
     add_card(account, SUCCEEDS, exp_month=3, exp_year=2032)
     add_card(account, "5555555555554444", in_order=False)
     invoice = InvoiceFactory(account=account, number="INV-2026-0042", status=Invoice.Status.PAST_DUE)
+    # A euro invoice the US bank account cannot pay (Pay now shows it disabled, with the reason),
+    # and one whose bank debit is pending (no Pay now; the dashboard says what it waits for).
+    bank = add_ach(account, in_order=False)
+    InvoiceFactory(account=account, number="INV-2026-0043", currency="EUR")
+    pending = InvoiceFactory(account=account, number="INV-2026-0044")
+    PaymentAttemptFactory(
+        invoice=pending, method=bank, position=None, status="pending", decline_code="", decline_class=""
+    )
     return user, declines, invoice
 
 
@@ -52,7 +71,26 @@ def test_every_page_has_no_serious_violation(browser, live_server, owner, langua
         base_url=live_server.url,
     )
     page = context.new_page()
-    for path in ("/sign-in/", "/password-reset/", "/password-reset/sent/", "/no-such-page/"):
+    # An invitation for a person with no user yet (choosing a password), and one already used.
+    invited, used = (
+        Invitation.objects.create(
+            account=user.memberships.get().account,
+            email=email,
+            role=Membership.Role.BILLING,
+            invited_by=user,
+            expires_at=timezone.now() + datetime.timedelta(days=7),
+            accepted_at=accepted_at,
+        )
+        for email, accepted_at in (("new@acme.example", None), ("old@acme.example", timezone.now()))
+    )
+    for path in (
+        "/sign-in/",
+        "/password-reset/",
+        "/password-reset/sent/",
+        "/no-such-page/",
+        f"/invitations/{invitation_token(invited.pk)}/",
+        f"/invitations/{invitation_token(used.pk)}/",
+    ):
         page.goto(path)
         check(page, path, language)
     # On a tall screen and on a phone, where the language menu no longer sits on the dark band.
@@ -79,11 +117,17 @@ def test_every_page_has_no_serious_violation(browser, live_server, owner, langua
         "/payment-methods/add/bank/",
         f"/payment-methods/{declines.pk}/expiry/",
         f"/payment-methods/{declines.pk}/remove/",
+        f"/payment-methods/{declines.pk}/leave-order/",
+        f"/payment-methods/add/card/?replace={declines.pk}",
         "/invoices/",
         "/invoices/?status=past_due",
         f"/invoices/{invoice.pk}/",
+        f"/invoices/{Invoice.objects.get(number='INV-2026-0043').pk}/",
+        f"/invoices/{Invoice.objects.get(number='INV-2026-0044').pk}/",
         "/activity/",
         "/settings/",
+        "/settings/billing-contacts/",
+        "/settings/members/",
     ]
     for path in pages:
         page.goto(path)
@@ -103,9 +147,38 @@ def test_every_page_has_no_serious_violation(browser, live_server, owner, langua
     page.locator(".member-menu summary").click()
     check(page, "flash message and member menu", language)
 
+    # A bank account that cannot pay the account's currency asks first.
+    page.goto("/payment-methods/add/sepa/")
+    page.locator("#id_account_holder").fill("Hanako Yamada")
+    page.locator("#id_iban").fill("DE89 3704 0044 0532 0130 00")
+    page.locator("#id_mandate").check()
+    page.locator("form.form button[type=submit]").click()
+    expect(page).to_have_url(re.compile("/payment-methods/add/sepa/confirm/$"))
+    check(page, "confirm a method in another currency", language)
+    page.screenshot(path=screenshots / f"{language}-add-sepa-confirm.png", full_page=True)
+
+    # The card-testing pause, with how long it lasts.
+    for _ in range(settings.BILLING_ADD_METHOD_FAILURES_PER_HOUR):
+        add_method_failure_record(account_id=invoice.account_id)
+    page.goto("/payment-methods/add/card/")
+    expect(page.locator("h1")).to_be_visible()
+    check(page, "adding methods paused", language)
+    page.screenshot(path=screenshots / f"{language}-add-paused.png", full_page=True)
+    page.goto("/payment-methods/")
+    check(page, "payment methods while adding is paused", language)
+    cache.clear()
+
     # Phones: nothing scrolls sideways, the language menu included.
     page.set_viewport_size({"width": 390, "height": 844})
-    for path in ("/", "/payment-methods/", "/invoices/", f"/invoices/{invoice.pk}/", "/settings/"):
+    for path in (
+        "/",
+        "/payment-methods/",
+        "/invoices/",
+        f"/invoices/{invoice.pk}/",
+        "/settings/",
+        "/settings/billing-contacts/",
+        "/settings/members/",
+    ):
         page.goto(path)
         width = page.evaluate("document.documentElement.scrollWidth")
         assert width <= 390, f"{path} in {language} scrolls sideways on a phone ({width}px)"

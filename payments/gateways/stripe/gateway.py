@@ -156,7 +156,12 @@ class StripeGateway(Gateway):
             code="setup_failed",
         )
         if reference.startswith("seti_"):
-            intent = _call("setup", lambda: client.v1.setup_intents.retrieve(reference))
+            try:
+                intent = client.v1.setup_intents.retrieve(reference)
+            except stripe.InvalidRequestError:
+                raise refused from None  # no such SetupIntent, as for a PaymentMethod below
+            except stripe.StripeError as error:
+                raise GatewayUnavailable(f"Stripe setup: {error.user_message or error}") from None
             if intent.status != "succeeded" or intent.customer != customer or not intent.payment_method:
                 raise refused
             reference = intent.payment_method
