@@ -75,5 +75,10 @@ urlpatterns = [
     path("invoices/export/", downloads.InvoiceCsvView.as_view(), name="invoices_export"),
     path("invoices/<int:pk>/", invoices.InvoiceDetailView.as_view(), name="invoice_detail"),
     path("invoices/<int:pk>/pay/", invoices.InvoicePayNowView.as_view(), name="invoice_pay_now"),
+    path(
+        "invoices/<int:pk>/authenticate/",
+        invoices.InvoiceAuthenticateView.as_view(),
+        name="invoice_authenticate",
+    ),
     path("invoices/<int:pk>/pdf/", downloads.InvoicePdfView.as_view(), name="invoice_pdf"),
 ]

@@ -365,6 +365,9 @@ STRIPE_PUBLISHABLE_KEY = env.str("STRIPE_PUBLISHABLE_KEY", default="").strip()
 STRIPE_WEBHOOK_SECRET = env.str("STRIPE_WEBHOOK_SECRET", default="").strip()
 STRIPE_API_BASE = env.str("STRIPE_API_BASE", default="https://api.stripe.com").strip()
 STRIPE_JS_URL = env.str("STRIPE_JS_URL", default="https://js.stripe.com/v3/").strip()
+# While a customer confirms a payment on the authenticate page, no settlement run charges another
+# method of that invoice, for up to this long (invoices/authentication.py).
+AUTHENTICATION_HOLD_SECONDS = _int("AUTHENTICATION_HOLD_SECONDS", 15 * 60, minimum=60)
 # Who the customer authorises to debit a SEPA account: named in the mandate on the add-SEPA page.
 BILLING_COMPANY_NAME = env.str("BILLING_COMPANY_NAME", default="Billing console").strip()
 if PAYMENT_GATEWAY == "stripe":

@@ -27,3 +27,12 @@ def _format_money(amount_minor: int, currency: str, locale: str) -> str:
         return format_currency(amount, currency, locale=locale)
     except (ValueError, LookupError):
         return format_currency(amount, currency, locale="en")
+
+
+def to_minor(amount: Decimal, currency: str) -> int:
+    """Decimal("125.00") USD -> 12_500; ValueError for finer than the currency's minor unit
+    (Decimal("1.5") JPY, Decimal("0.001") USD)."""
+    scaled = Decimal(amount).scaleb(get_currency_precision(currency))
+    if scaled != scaled.to_integral_value():
+        raise ValueError(f"{amount} {currency} is finer than its minor unit.")
+    return int(scaled)

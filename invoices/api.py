@@ -17,6 +17,7 @@ from core.api import Conflict, IsOperatorStaff, error_responses, id_parameter
 from payments.models import PaymentMethod
 
 from .models import Invoice, PaymentAttempt
+from .refunds import visible_refunds
 from .serializers import (
     AttemptSerializer,
     InvoiceFilterSerializer,
@@ -39,7 +40,8 @@ def invoices_of(account):
         .prefetch_related(
             Prefetch(
                 "attempts", queryset=PaymentAttempt.objects.select_related("method").order_by("sequence")
-            )
+            ),
+            visible_refunds(),
         )
     )
 

@@ -304,3 +304,67 @@ class WebhookEvent(models.Model):
 
     def __str__(self):
         return f"{self.gateway} {self.event_id} ({self.type})"
+
+
+class Refund(models.Model):
+    """Money given back on a paid invoice, whole or in part, by support or at the gateway.
+
+    Recorded and committed (``started``) before the gateway is called, under an idempotency key
+    derived from this row, so a refund whose answer was lost is repeated with the same key (or
+    found at the gateway) and never made twice. ``source`` says who made it: support in admin, or
+    someone at the gateway itself (learned from its ``charge.refunded`` webhook).
+    """
+
+    class Status(models.TextChoices):
+        STARTED = "started", _("In progress")
+        SUCCEEDED = "succeeded", _("Refunded")
+        FAILED = "failed", _("Refused")
+        UNKNOWN = "unknown", _("Outcome unknown")
+
+    # What counts against the amount paid: everything not refused.
+    COUNTED = (Status.STARTED, Status.SUCCEEDED, Status.UNKNOWN)
+    UNRESOLVED = (Status.STARTED, Status.UNKNOWN)
+
+    class Source(models.TextChoices):
+        SUPPORT = "support", _("Support")
+        GATEWAY = "gateway", _("At the payment processor")
+
+    invoice = models.ForeignKey(Invoice, on_delete=models.PROTECT, related_name="refunds")
+    attempt = models.ForeignKey(PaymentAttempt, on_delete=models.PROTECT, related_name="refunds")
+    amount_minor = models.BigIntegerField(_("amount (minor units)"))
+    currency = models.CharField(_("currency"), max_length=3)
+    status = models.CharField(_("status"), max_length=16, choices=Status, default=Status.STARTED)
+    source = models.CharField(_("made by"), max_length=16, choices=Source, default=Source.SUPPORT)
+    reason = models.CharField(_("reason"), max_length=300, blank=True)
+    gateway_reference = models.CharField(_("gateway reference"), max_length=128, blank=True)
+    message = models.CharField(_("message"), max_length=300, blank=True)
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    created_at = models.DateTimeField(_("requested"), auto_now_add=True)
+    completed_at = models.DateTimeField(_("completed"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("refund")
+        verbose_name_plural = _("refunds")
+        ordering = ["invoice_id", "pk"]
+        constraints = [
+            models.CheckConstraint(condition=Q(amount_minor__gt=0), name="refund_amount_positive"),
+            models.UniqueConstraint(
+                fields=["gateway_reference"],
+                condition=~Q(gateway_reference=""),
+                name="refund_unique_gateway_reference",
+            ),
+        ]
+
+    def __str__(self):
+        return f"{self.idempotency_key} {self.status}"
+
+    @property
+    def idempotency_key(self) -> str:
+        """The gateway's key for this refund: the same on every repeat of it."""
+        return f"refund-{self.invoice_id}-{self.pk}"
+
+    @property
+    def is_unresolved(self) -> bool:
+        return self.status in self.UNRESOLVED

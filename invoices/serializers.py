@@ -12,7 +12,7 @@ from core.api import (
 from core.money import format_money
 from payments.serializers import PaymentMethodSummarySerializer
 
-from .models import Invoice, PaymentAttempt
+from .models import Invoice, PaymentAttempt, Refund
 from .services import InvoiceData, invoice_data_validate
 from .settlement import Outcome
 
@@ -56,12 +56,31 @@ class AttemptSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
+class RefundSerializer(serializers.ModelSerializer):
+    """Money given back on a paid invoice: ``started`` or ``unknown`` while on its way, then
+    ``succeeded``. Refunds the gateway refused are left out."""
+
+    status = serializers.ChoiceField(
+        choices=[(s, label) for s, label in Refund.Status.choices if s != Refund.Status.FAILED],
+        read_only=True,
+    )
+
+    class Meta:
+        model = Refund
+        fields = ["id", "amount_minor", "currency", "status", "created_at", "completed_at"]
+        read_only_fields = fields
+
+
 class InvoiceSerializer(serializers.ModelSerializer):
     amount_display = serializers.SerializerMethodField(
         help_text=_("The amount for people, with the currency's own rules.")
     )
     paid_by_method = PaymentMethodSummarySerializer(read_only=True, allow_null=True)
     attempts = AttemptSerializer(many=True, read_only=True)
+    refunds = RefundSerializer(many=True, read_only=True, source="visible_refunds")
+    refunded_minor = serializers.SerializerMethodField(
+        help_text=_("What has been given back so far, in minor units (refunds that succeeded).")
+    )
 
     class Meta:
         model = Invoice
@@ -82,11 +101,16 @@ class InvoiceSerializer(serializers.ModelSerializer):
             "voided_at",
             "created_at",
             "attempts",
+            "refunds",
+            "refunded_minor",
         ]
         read_only_fields = fields
 
     def get_amount_display(self, invoice) -> str:
         return format_money(invoice.amount_minor, invoice.currency)
+
+    def get_refunded_minor(self, invoice) -> int:
+        return sum(r.amount_minor for r in invoice.visible_refunds if r.status == Refund.Status.SUCCEEDED)
 
 
 class InvoiceFilterSerializer(serializers.Serializer):

@@ -1,6 +1,7 @@
 """Invoices: the list, one invoice with its attempt timeline and next-run preview, and Pay now."""
 
 from django import forms
+from django.conf import settings
 from django.contrib import messages
 from django.core.paginator import Paginator
 from django.shortcuts import redirect
@@ -13,11 +14,13 @@ from django.views.generic import TemplateView
 
 from accounts.models import AuditEvent
 from accounts.selectors import get_for_account, scoped
-from core.views import MemberPage
+from core.views import ManagerPage, MemberPage
 
 from . import settlement
+from .authentication import Stage, authentication_finish, authentication_start, waiting_attempt
 from .forms import PayNowForm
 from .models import Invoice
+from .refunds import customer_refunds
 from .settlement.eligibility import awaiting_words, invoice_outlook, pay_now_choices
 from .timeline import Request, attempt_timeline
 
@@ -97,6 +100,8 @@ class InvoiceDetailView(MemberPage, TemplateView):
             ),
             outlook=outlook,
             preview=outlook.preview if outlook else [],
+            refunds=customer_refunds(invoice),
+            waiting_authentication=waiting_attempt(invoice) if invoice.is_collectable else None,
         )
         if outlook is not None and outlook.awaiting is not None:
             context["awaiting"] = awaiting_words(outlook.awaiting)
@@ -142,3 +147,75 @@ class InvoicePayNowView(MemberPage, View):
         if request.POST.get("next") == "dashboard":
             return redirect("dashboard")
         return redirect("invoice_detail", pk=invoice.pk)
+
+
+AUTHENTICATION_MESSAGES = {
+    Stage.PAID: (messages.SUCCESS, gettext_lazy("This invoice is paid: there is nothing left to confirm.")),
+    Stage.CLOSED: (messages.INFO, gettext_lazy("This invoice is closed: nothing will be charged.")),
+    Stage.FAILED: (
+        messages.ERROR,
+        gettext_lazy("Your bank did not confirm the payment. We will try your next payment method."),
+    ),
+    Stage.NOTHING: (
+        messages.INFO,
+        gettext_lazy("No payment of this invoice is waiting for you to confirm it."),
+    ),
+    Stage.BUSY: (
+        messages.INFO,
+        gettext_lazy("A payment of this invoice is being processed right now. Please try again in a minute."),
+    ),
+    Stage.UNAVAILABLE: (
+        messages.WARNING,
+        gettext_lazy(
+            "We could not reach the payment processor. Nothing was charged; please try again shortly."
+        ),
+    ),
+}
+
+
+class InvoiceAuthenticateView(ManagerPage, TemplateView):
+    """The page the authentication email links to: the customer confirms a charge with their bank.
+
+    GET shows it (or says why there is nothing to confirm, cancelling a charge the invoice no longer
+    needs); the page's script confirms in the browser, then posts here, and the answer is read again
+    from the gateway (authentication_finish), never taken from the browser."""
+
+    template_name = "invoices/invoice_authenticate.html"
+    nav = "invoices"
+
+    @cached_property
+    def invoice(self):
+        return get_for_account(
+            Invoice.objects.select_related("account"), account=self.account, pk=self.kwargs["pk"]
+        )
+
+    def get_page_title(self):
+        return _("Confirm the payment of invoice %(number)s") % {"number": self.invoice.number}
+
+    def get(self, request, *args, **kwargs):
+        self.authentication = authentication_start(self.invoice)
+        return super().get(request, *args, **kwargs)
+
+    def get_context_data(self, **kwargs):
+        context = super().get_context_data(**kwargs)
+        auth = self.authentication
+        context.update(
+            invoice=self.invoice,
+            authentication=auth,
+            stage_message=AUTHENTICATION_MESSAGES.get(auth.stage, (None, ""))[1],
+            stripe_js_url=settings.STRIPE_JS_URL,
+        )
+        return context
+
+    def post(self, request, pk):
+        try:
+            attempt_id = int(request.POST.get("attempt", ""))
+        except ValueError:
+            attempt_id = 0
+        auth = authentication_finish(self.invoice, attempt_id=attempt_id)
+        if auth.stage == Stage.AUTHENTICATE:
+            messages.warning(request, _("Your bank has not confirmed the payment yet. Please try again."))
+            return redirect("invoice_authenticate", pk=self.invoice.pk)
+        level, text = AUTHENTICATION_MESSAGES[auth.stage]
+        messages.add_message(request, level, text)
+        return redirect("invoice_detail", pk=self.invoice.pk)

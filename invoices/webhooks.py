@@ -23,7 +23,7 @@ from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
-from invoices import transitions
+from invoices import transitions, webhook_objects
 from invoices.models import PaymentAttempt, WebhookEvent
 from invoices.settlement.resolve import attempt_for_update, attempt_result_apply
 from payments.gateways import gateway_paths, get_gateway
@@ -113,6 +113,9 @@ def webhook_event_process(*, stored: WebhookEvent, event: GatewayEvent, gateway:
     """Apply a stored, not yet processed event: re-read its charge, then apply that under locks.
 
     Raises GatewayUnavailable when the gateway could not be read; the event stays unprocessed."""
+    handler = webhook_objects.handler_for(event.type)
+    if handler is not None:
+        return _process_object(stored=stored, event=event, gateway=gateway, handler=handler)
     attempt = _attempt_for(gateway=stored.gateway, event=event)
     if attempt is None:
         return _finish(stored, Outcome.UNMATCHED, error="No attempt of ours has this charge.")
@@ -146,6 +149,21 @@ def webhook_event_process(*, stored: WebhookEvent, event: GatewayEvent, gateway:
         attempt = attempt_for_update(idempotency_key=attempt.idempotency_key)  # invoice, then attempt
         changed = attempt_result_apply(attempt=attempt, result=result, source=f"{stored.gateway} webhook")
         return _finish(stored, Outcome.APPLIED if changed else Outcome.UNCHANGED, attempt=attempt)
+
+
+def _process_object(*, stored: WebhookEvent, event: GatewayEvent, gateway: Gateway, handler) -> WebhookEvent:
+    """An event about a refund, a dispute or a saved method (see ``webhook_objects``). The handler
+    reads the gateway and applies under its own locks; the event is marked processed after, once."""
+    try:
+        outcome, attempt, error = handler(gateway, event)
+    except GatewayUnavailable as exc:
+        _finish(stored, Outcome.ERROR, error=f"The gateway could not be read: {exc}")
+        raise
+    with transaction.atomic():
+        stored = WebhookEvent.objects.select_for_update().get(pk=stored.pk)
+        if stored.processed_at is not None:
+            return stored
+        return _finish(stored, outcome, attempt=attempt, error=error)
 
 
 def _answer(stored: WebhookEvent, *, duplicate: bool, status: int = 200) -> JsonResponse:

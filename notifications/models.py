@@ -14,6 +14,7 @@ class SentEmail(models.Model):
         METHOD_EXPIRING = "method_expiring", _("Payment method expiring soon")
         SECURITY_NOTICE = "security_notice", _("Payment settings changed")
         INVITATION = "invitation", _("Invitation to join an account")
+        AUTHENTICATION_REQUIRED = "authentication_required", _("A payment needs authentication")
         RECEIPT = "receipt", _("Payment receipt")
 
     class Status(models.TextChoices):
@@ -23,7 +24,14 @@ class SentEmail(models.Model):
 
     # Security and failed-payment notices reach every recipient, whatever their preferences; an
     # invitation goes to a person who has no preferences here yet.
-    ALWAYS_SENT = (Kind.SECURITY_NOTICE, Kind.ALL_FAILED, Kind.ACCOUNT_SUSPENDED, Kind.INVITATION)
+    ALWAYS_SENT = (
+        Kind.SECURITY_NOTICE,
+        Kind.ALL_FAILED,
+        Kind.ACCOUNT_SUSPENDED,
+        Kind.INVITATION,
+        # Nothing is paid until the customer acts on it.
+        Kind.AUTHENTICATION_REQUIRED,
+    )
 
     account = models.ForeignKey(Account, on_delete=models.PROTECT, related_name="sent_emails")
     kind = models.CharField(_("kind"), max_length=32, choices=Kind)

@@ -97,6 +97,7 @@ def _paths(context: dict, account_id: int | None) -> dict[str, str]:
     }
     if context.get("invoice_id") is not None:
         paths["invoice_path"] = reverse("invoice_detail", args=[context["invoice_id"]]) + query
+        paths["authenticate_path"] = reverse("invoice_authenticate", args=[context["invoice_id"]]) + query
     if context.get("invitation_id") is not None:
         # Made now, not stored: the outbox (shown in admin) must not hold a working link.
         paths["accept_path"] = reverse("invitation_accept", args=[invitation_token(context["invitation_id"])])

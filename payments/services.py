@@ -30,7 +30,7 @@ from notifications.services import (
 from .customers import gateway_customer_reference
 from .gateways import get_gateway
 from .gateways.base import GatewayError, SetupSession, TokenizedMethod
-from .models import ChargeOrderEntry, PaymentMethod
+from .models import ChargeOrderEntry, GatewayCustomer, PaymentMethod
 from .ranks import NOT_IN_ORDER, position_label
 from .ratelimit import add_method_block_lift, add_method_blocked_until, add_method_failures
 from .sandbox.collection import SandboxCollection
@@ -484,8 +484,11 @@ def payment_method_update_expiry(
 
 
 @transaction.atomic
-def payment_method_remove(*, method: PaymentMethod, actor, request=None) -> PaymentMethod:
-    """Remove a method: it leaves the charge order (backup 1 becomes primary if it was primary)."""
+def payment_method_remove(
+    *, method: PaymentMethod, actor, request=None, actor_label: str = ""
+) -> PaymentMethod:
+    """Remove a method: it leaves the charge order (backup 1 becomes primary if it was primary).
+    ``actor_label`` names who removed it when no user did (the gateway, when it was detached there)."""
     account = _lock_account(method.account)
     method = PaymentMethod.objects.select_for_update().get(pk=method.pk)
     if not method.is_active:
@@ -501,6 +504,7 @@ def payment_method_remove(*, method: PaymentMethod, actor, request=None) -> Paym
         account=account,
         action=AuditEvent.Action.METHOD_REMOVED,
         actor=actor,
+        actor_label=actor_label,
         obj=method,
         before={**before, "order": before_order},
         after={**_method_snapshot(method), "order": charge_order_ids(account=account)},
@@ -531,3 +535,69 @@ def add_method_unblock(*, account: Account, actor, request=None) -> bool:
         )
     add_method_block_lift(account_id=account.pk)
     return True
+
+
+# What the gateway says of a saved method on its own (its webhooks) ---------------------------------
+
+
+@transaction.atomic
+def payment_method_refresh(*, method: PaymentMethod, saved: TokenizedMethod, source: str) -> bool:
+    """Take in a method as the gateway has it now, after the card networks' updater renewed it (a new
+    expiry, maybe a new last 4). A new expiry lifts a hard decline's block, as the customer's own
+    update does, and reminders of the old date are never sent (their key is the old date). Returns
+    whether anything changed; a removed method changes no more."""
+    _lock_account(method.account)
+    method = PaymentMethod.objects.select_for_update().get(pk=method.pk)
+    if not method.is_active:
+        return False
+    fresh = {
+        "brand": saved.brand or method.brand,
+        "last4": saved.last4 or method.last4,
+        "exp_month": saved.exp_month or method.exp_month,
+        "exp_year": saved.exp_year or method.exp_year,
+    }
+    if all(getattr(method, field) == value for field, value in fresh.items()):
+        return False
+    before = _method_snapshot(method)
+    expiry_changed = (fresh["exp_month"], fresh["exp_year"]) != (method.exp_month, method.exp_year)
+    for field, value in fresh.items():
+        setattr(method, field, value)
+    fields = [*fresh, "updated_at"]
+    if expiry_changed:
+        method.blocked_at, method.blocked_reason = None, ""
+        fields += ["blocked_at", "blocked_reason"]
+    method.updated_at = timezone.now()
+    method.full_clean(validate_unique=False, validate_constraints=False)
+    method.save(update_fields=fields)
+    audit_record(
+        account=method.account,
+        action=AuditEvent.Action.METHOD_UPDATED,
+        actor_label=f"gateway: {source}",
+        obj=method,
+        before=before,
+        after=_method_snapshot(method),
+    )
+    charge_order_changed_on_commit(account_id=method.account_id)
+    return True
+
+
+def payment_method_adopt(*, gateway, customer: str, kind: str, reference: str) -> PaymentMethod | None:
+    """Keep a method the customer saved at the gateway (its ``setup_intent.succeeded``), if our
+    add-method page did not keep it already: the same method is kept once, and a card already on
+    file (same fingerprint) is not kept twice. None when there is nothing to keep. A remote call:
+    never inside a transaction."""
+    found = GatewayCustomer.objects.filter(gateway=gateway.name, reference=customer).select_related("account")
+    link = found.first()
+    if link is None:
+        return None
+    account = link.account
+    tokenized = gateway.finish_setup(account=account, kind=kind, customer=customer, reference=reference)
+    with transaction.atomic():
+        _lock_account(account)
+        mine = PaymentMethod.objects.filter(account=account, gateway=gateway.name)
+        existing = mine.filter(token=tokenized.token).first()
+        if existing is not None:
+            return existing
+        if mine.active().filter(fingerprint=tokenized.fingerprint).exists():
+            return None
+        return payment_method_create(account=account, actor=None, tokenized=tokenized, gateway=gateway.name)

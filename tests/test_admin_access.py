@@ -57,6 +57,9 @@ def test_the_support_group_holds_exactly_what_support_needs():
         ("invoices", "view_paymentattempt"),
         ("invoices", "view_settlementrun"),
         ("invoices", "view_webhookevent"),
+        # Support refunds paid invoices (the refund page asks for add_refund).
+        ("invoices", "view_refund"),
+        ("invoices", "add_refund"),
         ("notifications", "view_sentemail"),
     }
 

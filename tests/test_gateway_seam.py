@@ -67,7 +67,7 @@ class BrowserOnly(Gateway):
     def charge(self, **kwargs):
         raise NotImplementedError
 
-    retrieve = find = list_charges = refund = parse_event = charge
+    retrieve = find = list_charges = refund = refunds = cancel = saved_method = parse_event = charge
 
 
 @pytest.fixture

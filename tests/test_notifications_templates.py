@@ -113,6 +113,10 @@ CASES = {
             "/payment-methods/#method-7",
         ],
     ),
+    Kind.AUTHENTICATION_REQUIRED: (
+        {**INVOICE, "amount_minor": 12_500, "currency": "EUR", "method": "Visa •••• 3184", "position": 1},
+        ["INV-2026-0042", "€125.00", "Visa •••• 3184", "Primary", "confirm", "/invoices/42/authenticate/"],
+    ),
     Kind.RECEIPT: (
         {
             **INVOICE,

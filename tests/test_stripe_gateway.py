@@ -399,7 +399,73 @@ def test_a_refund_is_made_with_its_own_idempotency_key(api, gateway):
         "USD",
     )
     assert api.calls[0].request.headers["Idempotency-Key"] == "refund-1"
-    assert form(api.calls[0]) == {"payment_intent": "pi_3QsucceededA1", "amount": "1000"}
+    # The key also goes in the metadata: found among the charge's refunds once Stripe forgot it.
+    assert form(api.calls[0]) == {
+        "payment_intent": "pi_3QsucceededA1",
+        "amount": "1000",
+        "metadata[refund]": "refund-1",
+    }
+
+
+def test_a_charges_refunds_are_listed_page_by_page_with_our_key(api, gateway):
+    first = {**fixture("refund"), "metadata": {"refund": "refund-7-1"}}
+    second = {**fixture("refund"), "id": "re_3QrefundJ11", "amount": 500, "status": "failed"}
+    api.get(f"{LOCAL_API}/v1/refunds", json={"object": "list", "data": [first], "has_more": True})
+    api.get(f"{LOCAL_API}/v1/refunds", json={"object": "list", "data": [second], "has_more": False})
+    refunds = gateway.refunds("pi_3QsucceededA1")
+    assert [(r.reference, r.amount_minor, r.succeeded, r.idempotency_key) for r in refunds] == [
+        ("re_3QrefundJ10", 1000, True, "refund-7-1"),
+        ("re_3QrefundJ11", 500, False, ""),
+    ]
+    assert form(api.calls[0]) == {"payment_intent": "pi_3QsucceededA1", "limit": "100"}
+    assert form(api.calls[1])["starting_after"] == "re_3QrefundJ10"
+
+
+# Cancelling a charge that waits for the customer ------------------------------------------------
+
+
+def test_a_waiting_payment_intent_is_cancelled(api, gateway):
+    cancelled = {**fixture("payment_intent_requires_action"), "status": "canceled", "next_action": None}
+    api.post(f"{INTENTS}/pi_3QrequiresActC3/cancel", json=cancelled)
+    result = gateway.cancel("pi_3QrequiresActC3")
+    assert (result.status, result.decline_code) == (ChargeStatus.FAILED, "canceled")
+
+
+def test_a_payment_intent_that_succeeded_meanwhile_is_reported_as_such(api, gateway):
+    api.post(
+        f"{INTENTS}/pi_3QsucceededA1/cancel",
+        status=400,
+        json={"error": {"type": "invalid_request_error", "code": "payment_intent_unexpected_state"}},
+    )
+    api.get(f"{INTENTS}/pi_3QsucceededA1", json=fixture("payment_intent_succeeded"))
+    assert gateway.cancel("pi_3QsucceededA1").status == ChargeStatus.SUCCEEDED
+
+
+def test_cancelling_a_missing_payment_intent_finds_none_and_a_5xx_is_unknown(api, gateway):
+    api.post(f"{INTENTS}/pi_missing/cancel", status=404, json=fixture("payment_intent_missing"))
+    assert gateway.cancel("pi_missing") is None
+    api.post(f"{INTENTS}/pi_3QrequiresActC3/cancel", status=500, json=fixture("api_error"))
+    with pytest.raises(GatewayUnavailable):
+        gateway.cancel("pi_3QrequiresActC3")
+
+
+# A saved method read again ------------------------------------------------------------------------
+
+
+def test_a_saved_method_is_read_again_with_its_customer(api, gateway):
+    detached = {**fixture("payment_method_card"), "customer": None}
+    api.get(f"{LOCAL_API}/v1/payment_methods/pm_1QcardVisa4242", json=fixture("payment_method_card"))
+    api.get(f"{LOCAL_API}/v1/payment_methods/pm_1QcardVisa4242", json=detached)
+    api.get(f"{LOCAL_API}/v1/payment_methods/pm_gone", status=404, json=fixture("payment_method_missing"))
+    saved = gateway.saved_method("pm_1QcardVisa4242")
+    assert (saved.customer, saved.method.last4, saved.method.exp_month, saved.method.exp_year) == (
+        CUSTOMER,
+        "4242",
+        8,
+        2031,
+    )
+    assert gateway.saved_method("pm_1QcardVisa4242").customer == ""
+    assert gateway.saved_method("pm_gone") is None
 
 
 # Customers and saving methods ---------------------------------------------------------------------

@@ -32,6 +32,7 @@ from payments.ranks import NOT_IN_ORDER, position_label
 
 from .actions import StaffAction, nothing_to_do, staff_actions
 from .recovery import recovery_view
+from .refunds import disputes_of, disputes_summary, refund_view, refunds_summary
 
 logger = logging.getLogger(__name__)
 
@@ -213,6 +214,7 @@ class InvoiceAdmin(admin.ModelAdmin):
             gettext_lazy("Payment"),
             {"fields": ("paid_at", "paid_by", "paid_by_attempt", "paid_by_backup", "voided_at")},
         ),
+        (gettext_lazy("Refunds and disputes"), {"fields": ("refunds_list", "disputes")}),
         (
             gettext_lazy("Settlement"),
             {
@@ -241,6 +243,8 @@ class InvoiceAdmin(admin.ModelAdmin):
         "paid_by_attempt",
         "paid_by_backup",
         "voided_at",
+        "refunds_list",
+        "disputes",
         "next_attempt_at",
         "first_failed_at",
         "retry_round",
@@ -253,10 +257,6 @@ class InvoiceAdmin(admin.ModelAdmin):
 
     def get_queryset(self, request):
         return super().get_queryset(request).select_related("account", "paid_by_method", "paid_by_attempt")
-
-    def get_urls(self):
-        report = self.admin_site.admin_view(functools.partial(recovery_view, self))
-        return [path("recovery/", report, name="invoices_invoice_recovery"), *super().get_urls()]
 
     # Invoices arrive from the metering system (API, import_invoices) and are never deleted.
     def has_add_permission(self, request):
@@ -278,6 +278,28 @@ class InvoiceAdmin(admin.ModelAdmin):
         if obj.paid_by_method is None:
             return "-"
         return obj.paid_by_method.label
+
+    def get_urls(self):
+        refund = path(
+            "<path:object_id>/refund/",
+            self.admin_site.admin_view(lambda request, object_id: refund_view(self, request, object_id)),
+            name="invoices_invoice_refund",
+        )
+        report = path(
+            "recovery/",
+            self.admin_site.admin_view(functools.partial(recovery_view, self)),
+            name="invoices_invoice_recovery",
+        )
+        return [report, refund, *super().get_urls()]
+
+    @admin.display(description=gettext_lazy("refunds"))
+    def refunds_list(self, obj):
+        # The page behind the button asks for the refund permission itself.
+        return refunds_summary(obj)
+
+    @admin.display(description=gettext_lazy("disputes"))
+    def disputes(self, obj):
+        return disputes_summary(disputes_of(attempt__invoice=obj))
 
     @admin.display(description=gettext_lazy("summary"))
     def story(self, obj):

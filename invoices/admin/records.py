@@ -1,14 +1,17 @@
 """The records support reads and nobody changes: payment attempts, settlement runs, webhook events."""
 
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
 from core.admin import ReadOnlyAdminMixin, admin_link, changelist_link, pretty_json
 from core.money import format_money
-from invoices.models import PaymentAttempt, SettlementRun, WebhookEvent
+from invoices.models import PaymentAttempt, Refund, SettlementRun, WebhookEvent
+from invoices.refunds import refund_resolve
 from invoices.settlement.keeper import runs_mark_interrupted
 from payments.ranks import NOT_IN_ORDER, position_label
+
+from .refunds import disputes_of, disputes_summary, refund_message
 
 
 @admin.register(PaymentAttempt)
@@ -55,11 +58,16 @@ class PaymentAttemptAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         "gateway_reference",
         "created_at",
         "completed_at",
+        "disputes",
     )
     readonly_fields = fields
 
     def get_queryset(self, request):
         return super().get_queryset(request).select_related("invoice", "method", "run", "initiated_by")
+
+    @admin.display(description=gettext_lazy("disputes"))
+    def disputes(self, obj):
+        return disputes_summary(disputes_of(attempt=obj))
 
     def lookup_allowed(self, lookup, value, request):
         # An account's page links to all its attempts, two relations away.
@@ -154,3 +162,44 @@ class WebhookEventAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     @admin.display(description="payload")
     def payload_json(self, obj):
         return pretty_json(obj.payload)
+
+
+@admin.register(Refund)
+class RefundAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    """Every refund, support's and those made at the gateway. Made from the invoice's page (its
+    Refund button); one whose outcome is unknown is resolved here with the gateway."""
+
+    list_display = ("__str__", "invoice", "amount", "status", "source", "requested_by", "created_at")
+    list_filter = ("status", "source", "created_at")
+    search_fields = ("invoice__number", "invoice__account__name", "=gateway_reference")
+    list_select_related = ("invoice", "requested_by")
+    fields = (
+        "invoice",
+        "attempt",
+        "amount",
+        "status",
+        "source",
+        "reason",
+        "requested_by",
+        "gateway_reference",
+        "message",
+        "created_at",
+        "completed_at",
+    )
+    readonly_fields = fields
+    actions = ("resolve",)
+
+    @admin.display(description=gettext_lazy("amount"), ordering="amount_minor")
+    def amount(self, obj):
+        return format_money(obj.amount_minor, obj.currency)
+
+    def has_resolve_permission(self, request):
+        return request.user.has_perm("invoices.add_refund")
+
+    @admin.action(permissions=["resolve"], description=gettext_lazy("Resolve with the gateway"))
+    def resolve(self, request, queryset):
+        # The changelist's actions run outside any transaction: the gateway may be called.
+        for refund in queryset.filter(status__in=Refund.UNRESOLVED).select_related("invoice"):
+            refund = refund_resolve(refund, actor=request.user)
+            level = messages.SUCCESS if refund.status == Refund.Status.SUCCEEDED else messages.WARNING
+            self.message_user(request, refund_message(refund), level)

@@ -197,7 +197,8 @@ class Cascade:
         if status == Status.SUCCEEDED:
             self._paid(item, attempt, step)
         elif status in (Status.FAILED, Status.REQUIRES_ACTION):
-            # The customer must authenticate: like a decline, the cascade moves on in this run.
+            # The customer must authenticate: like a decline, the cascade moves on in this run (the
+            # customer is asked to confirm it unless a later method pays: see _ask_to_authenticate).
             item.failed.append(attempt)
             if status == Status.FAILED:
                 self.declined_in_run.add(attempt.method_id)
@@ -208,6 +209,7 @@ class Cascade:
             # Pending or unknown: let go, so the next run (any worker) resolves it first.
             step.take(item, transitions.invoice_wait(invoice=item.invoice, ctx=step.ctx))
             self._release(item, step)
+            self._ask_to_authenticate(item, step)
             outcome = Outcome.PENDING if status == Status.PENDING else Outcome.UNKNOWN
             counts = {"attempts": 1} if item.replay else {"attempts": item.attempts, "skipped": item.skipped}
             item.result = self._result(item, outcome, message=stopped_message(outcome), **counts)
@@ -324,6 +326,16 @@ class Cascade:
             label=position_label(attempt.position),
         )
 
+    def _ask_to_authenticate(self, item: Item, step: Step) -> None:
+        """The cascade ended unpaid: each charge of it that waits for the customer's bank is
+        emailed to the customer, once per attempt, with the link that confirms it on-session. (Paid
+        by a later method, the invoice needs none of them, and nobody is asked.)"""
+        for attempt in item.failed:
+            if attempt.status == Status.REQUIRES_ACTION:
+                step.notifications.append(
+                    emails.authentication_required(invoice=item.invoice, attempt=attempt)
+                )
+
     def _all_failed(self, item: Item, step: Step) -> None:
         """Every method failed or was skipped. A scheduled run moves the invoice along the retry
         schedule; Pay now and Retry now leave the schedule alone."""
@@ -334,6 +346,7 @@ class Cascade:
         skipped = list(item.skips)
         self._write_skips(item, step)
         self._release(item, step)
+        self._ask_to_authenticate(item, step)
         if not self.scheduled:
             item.result = self._final_result(item, Outcome.DECLINED)
             return

@@ -80,26 +80,33 @@ def claim_due(
     )
 
 
-def claim_one(*, invoice_id: int, lease: Lease) -> Invoice | None:
-    """Claim one collectable invoice now (Pay now, Retry now); None if another worker holds it."""
+def claim_one(
+    *, invoice_id: int, lease: Lease, until: datetime.datetime | None = None, reclaim_owner: str = ""
+) -> Invoice | None:
+    """Claim one collectable invoice now (Pay now, Retry now), for a settlement lease or until
+    ``until``; None if another worker holds it. A lease held under ``reclaim_owner`` is taken over
+    (the same holder asking again)."""
     now = timezone.now()
+    free = _lease_free(now) | (Q(lease_owner=reclaim_owner) if reclaim_owner else Q(pk__in=[]))
     with transaction.atomic():
         locked = (
             Invoice.objects.filter(pk=invoice_id, status__in=Invoice.COLLECTABLE)
-            .filter(_lease_free(now))
+            .filter(free)
             .select_for_update(skip_locked=True, of=("self",))
             .values_list("pk", flat=True)
         )
         if not list(locked):
             return None
         Invoice.objects.filter(pk=invoice_id).update(
-            lease_token=lease.token, lease_owner=lease.owner, lease_expires_at=lease_until(now)
+            lease_token=lease.token, lease_owner=lease.owner, lease_expires_at=until or lease_until(now)
         )
     return Invoice.objects.select_related("account").get(pk=invoice_id)
 
 
-def release(*, invoice_ids, lease: Lease) -> int:
-    """Give back invoices claimed but not worked on (a run told to stop)."""
-    return Invoice.objects.filter(pk__in=list(invoice_ids), lease_token=lease.token).update(
+def release(*, invoice_ids, lease: Lease | None = None, owner: str = "") -> int:
+    """Give back invoices claimed but not worked on (a run told to stop), by the lease's token or,
+    for a hold that outlives its request (the authenticate page's), by its owner."""
+    held = Q(lease_token=lease.token) if lease is not None else Q(lease_owner=owner)
+    return Invoice.objects.filter(held, pk__in=list(invoice_ids)).update(
         lease_token="", lease_owner="", lease_expires_at=None
     )

@@ -82,6 +82,21 @@ def account_suspended(*, invoice: Invoice) -> Notification:
     )
 
 
+def authentication_required(*, invoice: Invoice, attempt: PaymentAttempt) -> Notification:
+    """The customer's bank asks them to confirm a charge themselves (3-D Secure): the link opens the
+    console's page that does it. Once per attempt, whichever way its answer came in."""
+    return Notification(
+        account=invoice.account,
+        kind=SentEmail.Kind.AUTHENTICATION_REQUIRED,
+        event_key=f"authentication_required:{attempt.pk}",
+        context={
+            **_invoice_context(invoice),
+            "method": attempt.method.label if attempt.method else "",
+            "position": attempt.position,
+        },
+    )
+
+
 def receipt(*, invoice: Invoice, attempt: PaymentAttempt) -> Notification:
     """The receipt for the payment ``attempt`` made, with the invoice's PDF attached when it is
     sent (see ``invoices.documents.receipt_attachment``): one per paid attempt, however many runs

@@ -70,6 +70,8 @@ def attempt_result_apply(*, attempt: PaymentAttempt, result: ChargeResult, sourc
             notifications.append(emails.backup_charged(invoice=invoice, attempt=attempt, failed=failed))
         notification_queue_many(notifications)
     elif status in (Status.FAILED, Status.REQUIRES_ACTION):
+        if status == Status.REQUIRES_ACTION and invoice.is_collectable:
+            notification_queue_many([emails.authentication_required(invoice=invoice, attempt=attempt)])
         change = transitions.invoice_due_now(invoice=invoice, ctx=ctx)
         if change.invoice_fields:
             invoice.save(update_fields=[*change.invoice_fields, "updated_at"])

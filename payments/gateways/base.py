@@ -106,10 +106,24 @@ class ChargePage:
 
 @dataclasses.dataclass(frozen=True)
 class RefundResult:
+    """A refund as the gateway has it. ``idempotency_key`` is the key it was made with, when the
+    gateway reports it (Stripe: from the refund's metadata); empty for one made at the gateway."""
+
     reference: str
     charge_reference: str
     amount_minor: int
     currency: str
+    succeeded: bool = True  # False: refused or failed at the processor (nothing given back)
+    idempotency_key: str = ""
+
+
+@dataclasses.dataclass(frozen=True)
+class SavedMethod:
+    """A saved method as the gateway has it now: what we may keep, and the customer it is saved to
+    (empty once it was detached)."""
+
+    method: "TokenizedMethod"
+    customer: str = ""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -238,6 +252,23 @@ class Gateway(abc.ABC):
         self, *, reference: str, idempotency_key: str, amount_minor: int | None = None
     ) -> RefundResult:
         """Refund a succeeded charge, wholly or in part."""
+
+    @abc.abstractmethod
+    def refunds(self, reference: str) -> list[RefundResult]:
+        """Every refund of the charge with this reference, as the gateway has them now (a refund
+        made at the processor itself included)."""
+
+    @abc.abstractmethod
+    def cancel(self, reference: str) -> ChargeResult | None:
+        """Cancel a charge that waits for the customer (``requires_action``): it will never be
+        charged. Returns the charge as it is afterwards (``FAILED`` with decline code ``canceled``),
+        or as it was when it can no longer be cancelled (it succeeded meanwhile: nothing changes);
+        None if there is no such charge."""
+
+    @abc.abstractmethod
+    def saved_method(self, token: str) -> SavedMethod | None:
+        """A saved method read again from the gateway (its expiry and last 4 may have been renewed
+        by the card networks' updater); None if the gateway has no such method."""
 
     @abc.abstractmethod
     def parse_event(self, body: bytes, headers: Mapping[str, str]) -> GatewayEvent:

@@ -248,6 +248,16 @@ def _refund_record(*, charge: SandboxCharge, idempotency_key: str, amount_minor:
         )
 
 
+def _refund_result(refund: SandboxRefund, *, charge_reference: str) -> RefundResult:
+    return RefundResult(
+        reference=refund.reference,
+        charge_reference=charge_reference,
+        amount_minor=refund.amount_minor,
+        currency=refund.currency,
+        idempotency_key=refund.idempotency_key,
+    )
+
+
 def _cursor(charge: SandboxCharge) -> str:
     return f"{charge.created_at.isoformat()}|{charge.pk}"
 
@@ -321,6 +331,11 @@ class SandboxGateway(SandboxCollection, Gateway):
     def parse_event(self, body: bytes, headers) -> GatewayEvent:
         return sandbox_events.event_parse(body, headers)
 
+    def cancel(self, reference: str) -> ChargeResult | None:
+        """No sandbox charge ever waits for the customer (none is ``requires_action``): each is
+        final or clearing on its own, so cancelling changes nothing and reports it as it is."""
+        return self.retrieve(reference)
+
     def find(
         self, idempotency_key: str, *, customer: str = "", since: datetime.datetime | None = None
     ) -> ChargeResult | None:
@@ -372,9 +387,11 @@ class SandboxGateway(SandboxCollection, Gateway):
         logger.info(
             "Refund %s of %s: %s %s", refund.reference, reference, refund.amount_minor, refund.currency
         )
-        return RefundResult(
-            reference=refund.reference,
-            charge_reference=reference,
-            amount_minor=refund.amount_minor,
-            currency=refund.currency,
-        )
+        return _refund_result(refund, charge_reference=reference)
+
+    def refunds(self, reference: str) -> list[RefundResult]:
+        network_delay()
+        return [
+            _refund_result(refund, charge_reference=reference)
+            for refund in SandboxRefund.objects.filter(charge__reference=reference).order_by("pk")
+        ]

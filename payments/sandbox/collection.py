@@ -15,7 +15,7 @@ from django.db import transaction
 from django.utils.translation import gettext as _
 
 from payments.gateways import validation
-from payments.gateways.base import InvalidPaymentDetails, SetupSession, TokenizedMethod
+from payments.gateways.base import InvalidPaymentDetails, SavedMethod, SetupSession, TokenizedMethod
 
 from .models import SandboxCustomer, SandboxToken
 from .numbers import card_behaviour, iban_behaviour, us_account_behaviour
@@ -91,6 +91,11 @@ class SandboxCollection:
             with transaction.atomic(using=SANDBOX_DB):
                 SandboxToken.objects.filter(pk=row.pk, customer="").update(customer=customer)
         return _method(row)
+
+    def saved_method(self, token: str) -> SavedMethod | None:
+        network_delay()
+        row = SandboxToken.objects.filter(token=token).first()
+        return None if row is None else SavedMethod(method=_method(row), customer=row.customer)
 
     # The server-side number path, the sandbox's own: a processor's test mode on our server.
 

@@ -17,6 +17,8 @@ from playwright.sync_api import expect
 from accounts.members import invitation_token
 from accounts.models import Invitation, Membership, Profile
 from invoices.models import Invoice
+from invoices.refunds import invoice_refund
+from invoices.settlement import invoice_pay_now
 from payments.ratelimit import add_method_failure_record
 from tests.factories import (
     AccountFactory,
@@ -50,6 +52,11 @@ def owner():
     PaymentAttemptFactory(
         invoice=pending, method=bank, position=None, status="pending", decline_code="", decline_class=""
     )
+    # Paid (by the backup) and partly refunded: the invoice page shows its refunds.
+    refunded = InvoiceFactory(account=account, number="INV-2026-0041", amount_minor=9_900)
+    invoice_pay_now(invoice=refunded, actor=None)
+    invoice_refund(invoice=refunded, amount_minor=1_900, actor=None)
+    invoice.refunded = refunded
     return user, declines, invoice
 
 
@@ -124,6 +131,8 @@ def test_every_page_has_no_serious_violation(browser, live_server, owner, langua
         f"/invoices/{invoice.pk}/",
         f"/invoices/{Invoice.objects.get(number='INV-2026-0043').pk}/",
         f"/invoices/{Invoice.objects.get(number='INV-2026-0044').pk}/",
+        f"/invoices/{invoice.refunded.pk}/",
+        f"/invoices/{invoice.pk}/authenticate/",
         "/activity/",
         "/settings/",
         "/settings/billing-contacts/",

@@ -24,6 +24,7 @@ from payments.gateways.base import (
     LedgerEntry,
     OnReference,
     RefundResult,
+    SavedMethod,
     SetupSession,
     TokenizedMethod,
 )
@@ -102,6 +103,19 @@ def _ledger_entry(intent) -> LedgerEntry | None:
         created_at=datetime.datetime.fromtimestamp(int(intent["created"]), tz=datetime.UTC),
         customer=intent.get("customer") or "",
         metadata={str(k): str(v) for k, v in metadata.items()},
+    )
+
+
+def _refund_result(refund, *, charge_reference: str) -> RefundResult:
+    refund = outcomes.plain(refund)
+    return RefundResult(
+        reference=refund["id"],
+        charge_reference=charge_reference,
+        amount_minor=int(refund["amount"]),
+        currency=str(refund["currency"]).upper(),
+        # pending and requires_action still become a refund; failed and canceled never do.
+        succeeded=refund.get("status") not in ("failed", "canceled"),
+        idempotency_key=str((refund.get("metadata") or {}).get("refund") or ""),
     )
 
 
@@ -300,7 +314,9 @@ class StripeGateway(Gateway):
     def refund(
         self, *, reference: str, idempotency_key: str, amount_minor: int | None = None
     ) -> RefundResult:
-        params: dict = {"payment_intent": reference}
+        # The key goes in the metadata too: Stripe keeps an idempotency key for 24 hours only, and
+        # a refund whose answer was lost is found later among the charge's refunds by it.
+        params: dict = {"payment_intent": reference, "metadata": {"refund": idempotency_key}}
         if amount_minor is not None:
             params["amount"] = amount_minor
         refund = _call(
@@ -309,9 +325,45 @@ class StripeGateway(Gateway):
                 params=params, options={"idempotency_key": idempotency_key}
             ),
         )
-        return RefundResult(
-            reference=refund.id,
-            charge_reference=reference,
-            amount_minor=int(refund.amount),
-            currency=str(refund.currency).upper(),
-        )
+        return _refund_result(refund, charge_reference=reference)
+
+    def refunds(self, reference: str) -> list[RefundResult]:
+        client = stripe_client()
+        params: dict = {"payment_intent": reference, "limit": STRIPE_PAGE_LIMIT}
+        found = []
+        while True:
+            page = _call("refunds", lambda: client.v1.refunds.list(params=dict(params)))
+            found.extend(_refund_result(refund, charge_reference=reference) for refund in page.data)
+            if not page.has_more or not page.data:
+                return found
+            params["starting_after"] = page.data[-1].id
+
+    def cancel(self, reference: str) -> ChargeResult | None:
+        """Cancel a PaymentIntent that waits for the customer. One that can no longer be cancelled
+        (it succeeded, or is processing) is reported as it is now."""
+        client = stripe_client()
+        try:
+            intent = client.v1.payment_intents.cancel(reference)
+        except stripe.InvalidRequestError as error:
+            if error.http_status == 404:
+                return None
+            # Not cancellable in its state: what matters is the state it is in.
+            return self.retrieve(reference)
+        except stripe.StripeError as error:
+            raise GatewayUnavailable(f"Stripe cancel: {error.user_message or error}") from None
+        logger.info("PaymentIntent %s cancelled", reference)
+        return outcomes.from_payment_intent(intent)
+
+    def saved_method(self, token: str) -> SavedMethod | None:
+        try:
+            method = stripe_client().v1.payment_methods.retrieve(token)
+        except stripe.InvalidRequestError as error:
+            if error.http_status == 404:
+                return None
+            raise GatewayError(f"Stripe payment method: {error.user_message or error}") from None
+        except stripe.StripeError as error:
+            raise GatewayUnavailable(f"Stripe payment method: {error.user_message or error}") from None
+        customer = method.customer
+        if not isinstance(customer, str):
+            customer = getattr(customer, "id", "") or ""
+        return SavedMethod(method=_tokenized(method), customer=customer)
