@@ -12,6 +12,9 @@ this module applies two conventions of its own:
 - ``…_on`` (ISO date), ``…_at`` (ISO date and time) -> date and datetime objects for ``|date``.
 
 They apply at every level of nesting (a list of failures, the fallback method …).
+
+An attachment, too, is made at send time, in the recipient group's language, by the function the
+app that knows it registered for the kind (``register_attachment``; a receipt's PDF, by invoices).
 """
 
 import dataclasses

@@ -269,7 +269,7 @@ def _receipts(mailoutbox):
     return [m for m in mailoutbox if m.attachments]
 
 
-def send_queued():
+def send_notifications():
     out = io.StringIO()
     call_command("send_notifications", stdout=out)
     return out.getvalue()
@@ -296,7 +296,7 @@ def test_a_paid_invoice_sends_one_receipt_with_its_pdf_to_the_billing_contacts(m
     receipts = SentEmail.objects.filter(kind=SentEmail.Kind.RECEIPT)
     assert receipts.count() == 1
     assert receipts.get().status == SentEmail.Status.QUEUED and not _receipts(mailoutbox)
-    assert send_queued() == "Sent 1 email(s).\n"
+    assert send_notifications() == "Sent 1 email(s).\n"
     receipt = receipts.get()
     assert receipt.status == SentEmail.Status.SENT, receipt.error
     assert receipt.event_key == f"receipt:{invoice.pk}:{invoice.paid_by_attempt_id}"
@@ -317,7 +317,7 @@ def test_a_paid_invoice_sends_one_receipt_with_its_pdf_to_the_billing_contacts(m
     # Another run, Pay now and the sender again find it paid and sent: no second receipt.
     settlement_run()
     invoice_pay_now(invoice=invoice, actor=owner)
-    assert send_queued() == "Sent 0 email(s).\n"
+    assert send_notifications() == "Sent 0 email(s).\n"
     assert SentEmail.objects.filter(kind=SentEmail.Kind.RECEIPT).count() == 1
     assert len(_receipts(mailoutbox)) == 2
 
@@ -348,9 +348,9 @@ def test_each_payment_has_its_own_receipt_and_a_replayed_one_sends_nothing(mailo
 
     attempt = PaymentAttempt.objects.select_related("method").get(pk=first.paid_by_attempt_id)
     assert notification_queue_many([emails.receipt(invoice=first, attempt=attempt)]) == []
-    send_queued()
+    send_notifications()
     assert len(_receipts(mailoutbox)) == 2
-    assert send_queued() == "Sent 0 email(s).\n"
+    assert send_notifications() == "Sent 0 email(s).\n"
     assert len(_receipts(mailoutbox)) == 2
 
 
@@ -368,7 +368,7 @@ def test_a_bank_debit_that_clears_later_sends_its_receipt_then(mailoutbox, setti
     invoice.refresh_from_db()
     assert invoice.status == Invoice.Status.PAID
     assert SentEmail.objects.filter(kind=SentEmail.Kind.RECEIPT).count() == 1
-    send_queued()
+    send_notifications()
     ((_, content, _),) = _receipts(mailoutbox)[0].attachments
     assert "€25.00" in pdf_text(content)
 
@@ -384,7 +384,7 @@ def test_a_receipt_whose_pdf_cannot_be_made_is_kept_with_its_error(mailoutbox, m
         raise OSError("no space left on device")
 
     monkeypatch.setattr(documents, "invoice_pdf", broken)
-    assert send_queued() == "Sent 0 email(s).\n"
+    assert send_notifications() == "Sent 0 email(s).\n"
     receipt = SentEmail.objects.get(kind=SentEmail.Kind.RECEIPT)
     assert receipt.status == SentEmail.Status.FAILED and "no space left" in receipt.error
     assert not _receipts(mailoutbox)
