@@ -277,7 +277,12 @@ def send_notifications():
 
 @pytest.mark.django_db(transaction=True)
 def test_a_paid_invoice_sends_one_receipt_with_its_pdf_to_the_billing_contacts(mailoutbox):
-    account = AccountFactory(name="Smith & Co", billing_email="ap@smith.example", currency="JPY")
+    account = AccountFactory(
+        name="Smith & Co",
+        billing_email="ap@smith.example",
+        billing_recipients=["finance@smith.example"],
+        currency="JPY",
+    )
     owner = UserFactory(email="owner@smith.example")
     japanese = UserFactory(email="hanako@smith.example")
     viewer = UserFactory(email="viewer@smith.example")
@@ -300,11 +305,19 @@ def test_a_paid_invoice_sends_one_receipt_with_its_pdf_to_the_billing_contacts(m
     receipt = receipts.get()
     assert receipt.status == SentEmail.Status.SENT, receipt.error
     assert receipt.event_key == f"receipt:{invoice.pk}:{invoice.paid_by_attempt_id}"
-    assert sorted(receipt.recipients) == ["ap@smith.example", "hanako@smith.example", "owner@smith.example"]
+    # The billing contacts: owners and billing members, the billing email and the further
+    # recipients; not viewers.
+    assert sorted(receipt.recipients) == [
+        "ap@smith.example",
+        "finance@smith.example",
+        "hanako@smith.example",
+        "owner@smith.example",
+    ]
 
     messages = {tuple(m.to): m for m in _receipts(mailoutbox)}
-    assert set(messages) == {("ap@smith.example", "owner@smith.example"), ("hanako@smith.example",)}
-    english, ja = messages[("ap@smith.example", "owner@smith.example")], messages[("hanako@smith.example",)]
+    in_english = ("ap@smith.example", "finance@smith.example", "owner@smith.example")
+    assert set(messages) == {in_english, ("hanako@smith.example",)}
+    english, ja = messages[in_english], messages[("hanako@smith.example",)]
     assert english.subject.endswith("Receipt for invoice INV-RCPT-1")
     assert "請求書 INV-RCPT-1 の領収書" in ja.subject
     for message, words in ((english, ["Paid with Visa •••• 4242", "¥1,200"]), (ja, ["請求書", "￥1,200"])):
