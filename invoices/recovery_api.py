@@ -97,7 +97,14 @@ class StaffRecoveryReportApi(APIView):
             "and the decline reasons. Amounts are integers of minor units. Staff only."
         ),
         parameters=[
-            OpenApiParameter("currency", str, required=True, description=_("ISO 4217 code, such as USD.")),
+            OpenApiParameter(
+                "currency",
+                str,
+                required=True,
+                pattern=r"^[A-Z]{3}$",
+                allow_blank=False,
+                description=_("ISO 4217 code, such as USD."),
+            ),
             OpenApiParameter(
                 "start", datetime.date, description=_("First due date included (default: 90 days ago).")
             ),

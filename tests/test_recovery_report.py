@@ -85,7 +85,7 @@ def test_queries_stay_the_same_whatever_the_period(scenario):
         with CaptureQueriesContext(connection) as queries:
             recovery_report(currency="USD", start=start, end=TODAY, as_of=TODAY)
         counts.append(len(queries))
-    assert counts == [counts[0]] * 3 and counts[0] <= 4
+    assert counts == [counts[0]] * 3 and counts[0] <= 2
 
 
 def test_nothing_to_report_is_all_zeros():

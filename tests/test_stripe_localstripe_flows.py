@@ -11,13 +11,11 @@ from invoices.models import Invoice, PaymentAttempt, Refund
 from invoices.refunds import invoice_refund, refund_resolve, refundable_minor
 from invoices.settlement import invoice_pay_now
 from notifications.models import SentEmail
-from tests import test_stripe_localstripe as with_localstripe
 from tests.factories import AccountFactory, InvoiceFactory
 from tests.test_stripe_localstripe import SUCCEEDS, _save_card
 
-# The same fixtures: a localstripe of this module's own, and the settings that point Stripe at it.
-localstripe = with_localstripe.localstripe
-stripe_gateway = with_localstripe.stripe_gateway
+# The fixtures ``localstripe`` (a fake Stripe of this module's own) and ``stripe_gateway`` (the
+# settings that point Stripe at it) come from tests/conftest.py.
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
