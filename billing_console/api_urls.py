@@ -20,6 +20,7 @@ from invoices.api import (
     InvoicePayApi,
     StaffInvoiceIssueApi,
 )
+from invoices.download_api import InvoiceExportApi, InvoicePdfApi
 from invoices.recovery_api import StaffRecoveryReportApi
 from payments.api import ChargeOrderApi, PaymentMethodDetailApi, PaymentMethodListApi
 from payments.stripe_api import PaymentMethodSetupApi
@@ -42,7 +43,9 @@ urlpatterns = [
     path("payment-methods/<str:id>/", PaymentMethodDetailApi.as_view(), name="api-payment-method"),
     path("charge-order/", ChargeOrderApi.as_view(), name="api-charge-order"),
     path("invoices/", InvoiceListApi.as_view(), name="api-invoices"),
+    path("invoices/export/", InvoiceExportApi.as_view(), name="api-invoices-export"),
     path("invoices/<str:id>/", InvoiceDetailApi.as_view(), name="api-invoice"),
+    path("invoices/<str:id>/pdf/", InvoicePdfApi.as_view(), name="api-invoice-pdf"),
     path("invoices/<str:id>/attempts/", InvoiceAttemptListApi.as_view(), name="api-invoice-attempts"),
     path("invoices/<str:id>/pay/", InvoicePayApi.as_view(), name="api-invoice-pay"),
     path("staff/invoices/", StaffInvoiceIssueApi.as_view(), name="api-staff-invoices"),

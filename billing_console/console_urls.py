@@ -4,7 +4,8 @@ from django.urls import path
 
 from accounts import member_views as members
 from accounts import views as accounts
-from billing_console.views import ActivityView, DashboardView
+from billing_console.views import ActivityCsvView, ActivityView, DashboardView
+from invoices import downloads
 from invoices import views as invoices
 from payments import views as payments
 
@@ -37,6 +38,7 @@ urlpatterns = [
     ),
     path("invitations/<str:token>/", members.InvitationAcceptView.as_view(), name="invitation_accept"),
     path("activity/", ActivityView.as_view(), name="activity"),
+    path("activity/export/", ActivityCsvView.as_view(), name="activity_export"),
     # Payment methods and the charge order.
     path("payment-methods/", payments.PaymentMethodListView.as_view(), name="payment_methods"),
     path("payment-methods/order/", payments.ChargeOrderSetView.as_view(), name="charge_order_set"),
@@ -70,6 +72,7 @@ urlpatterns = [
     ),
     # Invoices.
     path("invoices/", invoices.InvoiceListView.as_view(), name="invoices"),
+    path("invoices/export/", downloads.InvoiceCsvView.as_view(), name="invoices_export"),
     path("invoices/<int:pk>/", invoices.InvoiceDetailView.as_view(), name="invoice_detail"),
     path("invoices/<int:pk>/pay/", invoices.InvoicePayNowView.as_view(), name="invoice_pay_now"),
     path(
@@ -77,4 +80,5 @@ urlpatterns = [
         invoices.InvoiceAuthenticateView.as_view(),
         name="invoice_authenticate",
     ),
+    path("invoices/<int:pk>/pdf/", downloads.InvoicePdfView.as_view(), name="invoice_pdf"),
 ]

@@ -345,7 +345,12 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
-    "loggers": {"django.db.backends": {"level": "WARNING"}},
+    "loggers": {
+        "django.db.backends": {"level": "WARNING"},
+        # WeasyPrint narrates each step of every invoice PDF at INFO.
+        "weasyprint": {"level": "WARNING"},
+        "fontTools": {"level": "WARNING"},
+    },
 }
 
 # Billing.
@@ -412,6 +417,11 @@ if BILLING_MAX_INVOICE_AMOUNT > 10**12:
         f"BILLING_MAX_INVOICE_AMOUNT must be at most 1000000000000, not {BILLING_MAX_INVOICE_AMOUNT}."
     )
 BILLING_MAX_BACKUPS = _int("BILLING_MAX_BACKUPS", 3)
+# Who issues the invoices, as their PDFs and receipts show it. The address takes "\n" between lines.
+BILLING_SELLER_NAME = env.str("BILLING_SELLER_NAME", default="Billing Console")
+BILLING_SELLER_ADDRESS = env.str("BILLING_SELLER_ADDRESS", default="", multiline=True)
+BILLING_SELLER_EMAIL = env.str("BILLING_SELLER_EMAIL", default=DEFAULT_FROM_EMAIL)
+BILLING_SELLER_TAX_ID = env.str("BILLING_SELLER_TAX_ID", default="")
 BILLING_REATTEMPT_CAP = _int("BILLING_REATTEMPT_CAP", 15, minimum=1)
 BILLING_REATTEMPT_WINDOW_DAYS = _int("BILLING_REATTEMPT_WINDOW_DAYS", 30, minimum=1)
 BILLING_LEASE_SECONDS = _int("BILLING_LEASE_SECONDS", 20, minimum=5)

@@ -7,9 +7,13 @@ class InvoicesConfig(AppConfig):
     verbose_name = _("Invoices")
 
     def ready(self):
+        from notifications.models import SentEmail
+        from notifications.rendering import register_attachment
         from payments.signals import charge_order_changed
 
-        from . import receivers
+        from . import documents, receivers
+
+        register_attachment(SentEmail.Kind.RECEIPT, documents.receipt_attachment)
 
         charge_order_changed.connect(
             receivers.past_due_invoices_retry_now, dispatch_uid="invoices.past_due_invoices_retry_now"

@@ -15,6 +15,7 @@ class SentEmail(models.Model):
         SECURITY_NOTICE = "security_notice", _("Payment settings changed")
         INVITATION = "invitation", _("Invitation to join an account")
         AUTHENTICATION_REQUIRED = "authentication_required", _("A payment needs authentication")
+        RECEIPT = "receipt", _("Payment receipt")
 
     class Status(models.TextChoices):
         QUEUED = "queued", _("Queued")

@@ -12,11 +12,15 @@ this module applies two conventions of its own:
 - ``…_on`` (ISO date), ``…_at`` (ISO date and time) -> date and datetime objects for ``|date``.
 
 They apply at every level of nesting (a list of failures, the fallback method …).
+
+An attachment, too, is made at send time, in the recipient group's language, by the function the
+app that knows it registered for the kind (``register_attachment``; a receipt's PDF, by invoices).
 """
 
 import dataclasses
 import datetime
 import re
+from collections.abc import Callable
 
 from django.template import Context
 from django.template.loader import get_template
@@ -31,10 +35,29 @@ from .site import email_site_url
 
 
 @dataclasses.dataclass(frozen=True)
+class Attachment:
+    filename: str
+    content: bytes
+    mimetype: str
+
+
+@dataclasses.dataclass(frozen=True)
 class RenderedEmail:
     subject: str
     text: str
     html: str
+    attachments: tuple[Attachment, ...] = ()
+
+
+# kind -> a function of the stored context that makes the email's attachment in the active language
+# and time zone. The apps above register theirs (invoices: a receipt's PDF) from their ready(): this
+# app knows nothing of what they attach.
+_ATTACHMENT_MAKERS: dict[str, Callable[[dict], Attachment | None]] = {}
+
+
+def register_attachment(kind: str, make: Callable[[dict], Attachment | None]) -> None:
+    """Attach ``make(context)`` (made at send time, once per language group) to emails of ``kind``."""
+    _ATTACHMENT_MAKERS[kind] = make
 
 
 def localised(value):
@@ -91,6 +114,7 @@ def render_email(
     templates/notifications/<kind>.subject.txt, .txt and .html (which show the subject as
     ``subject``), for a member of the account ``account_id``: links open the console in it, at
     ``site_url`` (default: SITE_URL; see notifications.site)."""
+    stored = context
     context = {
         **localised(context),
         **_paths(context, account_id),
@@ -103,8 +127,11 @@ def render_email(
     # One line: a header cannot hold a newline. The body's title and heading repeat it.
     subject = " ".join(_render(f"notifications/{kind}.subject.txt", context, autoescape=False).split())
     context["subject"] = subject
+    make = _ATTACHMENT_MAKERS.get(kind)
+    attachment = make(stored) if make else None
     return RenderedEmail(
         subject=subject,
         text=_tidy(_render(f"notifications/{kind}.txt", context, autoescape=False)),
         html=_render(f"notifications/{kind}.html", context, autoescape=True),
+        attachments=(attachment,) if attachment else (),
     )

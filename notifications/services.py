@@ -340,6 +340,8 @@ def notification_deliver_many(*, email_ids) -> int:
                     )
                 message = EmailMultiAlternatives(subject=rendered.subject, body=rendered.text, to=addresses)
                 message.attach_alternative(rendered.html, "text/html")
+                for attachment in rendered.attachments:
+                    message.attach(attachment.filename, attachment.content, attachment.mimetype)
                 message.send()
                 email.subject = email.subject or rendered.subject[:300]
                 sent_to.append(f"{language} ({zone})")

@@ -19,7 +19,7 @@ pytestmark = pytest.mark.django_db
 Kind = SentEmail.Kind
 JAPANESE = re.compile(r"[\u3040-\u30ff\u4e00-\u9fff]")
 # Words that stay as they are in Japanese: the time zone, "IP address", "the API".
-LATIN_IN_JAPANESE = {"UTC", "IP", "API"}
+LATIN_IN_JAPANESE = {"UTC", "IP", "API", "PDF"}
 
 
 def _values(value) -> list[str]:

@@ -64,7 +64,8 @@ def test_a_member_who_opted_out_receives_only_security_and_failed_payment_emails
     account.refresh_from_db()
     assert unpaid.status == Invoice.Status.UNCOLLECTIBLE and account.status == Account.Status.SUSPENDED
 
-    # The security notices leave when their window closes (send_notifications).
+    # The security notices leave when their window closes, the receipt when it is sent
+    # (send_notifications).
     notification_deliver_due(
         now=timezone.now() + datetime.timedelta(seconds=settings.SECURITY_NOTICE_WINDOW_SECONDS)
     )

@@ -117,6 +117,25 @@ CASES = {
         {**INVOICE, "amount_minor": 12_500, "currency": "EUR", "method": "Visa •••• 3184", "position": 1},
         ["INV-2026-0042", "€125.00", "Visa •••• 3184", "Primary", "confirm", "/invoices/42/authenticate/"],
     ),
+    Kind.RECEIPT: (
+        {
+            **INVOICE,
+            "amount_minor": 1_234,
+            "currency": "KWD",
+            "method": "Visa •••• 4242",
+            "paid_at": "2026-11-26T04:50:00+00:00",
+        },
+        [
+            "Receipt",
+            "INV-2026-0042",
+            "KWD",
+            "1.234",
+            "Visa •••• 4242",
+            "Nov. 26, 2026",
+            "PDF",
+            "/invoices/42/",
+        ],
+    ),
     Kind.SECURITY_NOTICE: (
         SECURITY,
         [

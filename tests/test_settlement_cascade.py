@@ -340,9 +340,11 @@ def test_emails_are_sent_once_and_a_rerun_sends_nothing(account, mailoutbox):
     mail.outbox.clear()
     settle()
     sent = len(mailoutbox)
-    assert sent == 1
+    assert sent == 1  # the backup notice; the receipt waits for send_notifications
+    assert SentEmail.objects.filter(kind=SentEmail.Kind.RECEIPT, status=SentEmail.Status.QUEUED).count() == 1
     settle()
     assert len(mailoutbox) == sent
+    assert SentEmail.objects.filter(kind=SentEmail.Kind.RECEIPT).count() == 1
 
 
 def test_emails_with_the_file_backend(account, settings, tmp_path):

@@ -3,7 +3,7 @@
 
 from core.views import ConsolePage, ManagerPage, MemberPage
 
-from .activity import ActivityView
+from .activity import ActivityCsvView, ActivityView
 from .dashboard import DashboardView
 
-__all__ = ["ActivityView", "ConsolePage", "DashboardView", "ManagerPage", "MemberPage"]
+__all__ = ["ActivityCsvView", "ActivityView", "ConsolePage", "DashboardView", "ManagerPage", "MemberPage"]

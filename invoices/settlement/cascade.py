@@ -307,6 +307,7 @@ class Cascade:
     def _paid(self, item: Item, attempt: PaymentAttempt, step: Step) -> None:
         step.take(item, transitions.invoice_paid(invoice=item.invoice, attempt=attempt, ctx=step.ctx))
         self._release(item, step)
+        step.notifications.append(emails.receipt(invoice=item.invoice, attempt=attempt))
         if item.invoice.paid_by_backup:
             step.notifications.append(
                 emails.backup_charged(invoice=item.invoice, attempt=attempt, failed=item.failed)

@@ -8,6 +8,7 @@ when the email is rendered in their language, by its templates (templates/notifi
 """
 
 from django.conf import settings
+from django.utils import timezone
 
 from invoices.models import Invoice, PaymentAttempt
 from notifications.models import SentEmail
@@ -92,5 +93,23 @@ def authentication_required(*, invoice: Invoice, attempt: PaymentAttempt) -> Not
             **_invoice_context(invoice),
             "method": attempt.method.label if attempt.method else "",
             "position": attempt.position,
+        },
+    )
+
+
+def receipt(*, invoice: Invoice, attempt: PaymentAttempt) -> Notification:
+    """The receipt for the payment ``attempt`` made, with the invoice's PDF attached when it is
+    sent (see ``invoices.documents.receipt_attachment``): one per paid attempt, however many runs
+    or retries record it. Due at once, but sent by send_notifications rather than on commit: a
+    settlement step must not wait while a PDF is typeset."""
+    return Notification(
+        account=invoice.account,
+        kind=SentEmail.Kind.RECEIPT,
+        event_key=f"receipt:{invoice.pk}:{attempt.pk}",
+        deliver_after=invoice.paid_at or timezone.now(),
+        context={
+            **_invoice_context(invoice),
+            "method": attempt.method.label if attempt.method else "",
+            "paid_at": invoice.paid_at.replace(microsecond=0).isoformat() if invoice.paid_at else "",
         },
     )

@@ -60,13 +60,15 @@ def attempt_result_apply(*, attempt: PaymentAttempt, result: ChargeResult, sourc
         insert_rows(change.audits)
         if change.standing:
             accounts_follow({invoice.account_id: [(change.standing, invoice)]})
+        notifications = [emails.receipt(invoice=invoice, attempt=attempt)]
         if invoice.paid_by_backup:
             failed = list(
                 invoice.attempts.filter(
                     retry_round=attempt.retry_round, sequence__lt=attempt.sequence, status=Status.FAILED
                 ).select_related("method")
             )
-            notification_queue_many([emails.backup_charged(invoice=invoice, attempt=attempt, failed=failed)])
+            notifications.append(emails.backup_charged(invoice=invoice, attempt=attempt, failed=failed))
+        notification_queue_many(notifications)
     elif status in (Status.FAILED, Status.REQUIRES_ACTION):
         if status == Status.REQUIRES_ACTION and invoice.is_collectable:
             notification_queue_many([emails.authentication_required(invoice=invoice, attempt=attempt)])

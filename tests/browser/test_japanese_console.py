@@ -150,7 +150,7 @@ def test_the_console_in_japanese_and_back(page, demo, screenshots):
     page.get_by_role("navigation", name="コンソール").get_by_role("link", name="請求書").click()
     expect(page).to_have_title(re.compile("^請求書 · "))
     page.get_by_role("link", name="支払期限超過").click()
-    page.get_by_role("link", name="INV-2026-0042").click()
+    page.get_by_role("link", name="INV-2026-0042", exact=True).click()
     expect(page).to_have_title(re.compile("^請求書 INV-2026-0042 · "))
     expect(page.get_by_role("heading", name="次回の支払い処理の予定")).to_be_visible()
     page.get_by_role("button", name="$125.00 を今すぐ支払う").click()
