@@ -15,6 +15,8 @@ from django.views.generic import TemplateView
 from accounts.models import AuditEvent
 from accounts.selectors import get_for_account, scoped
 from core.views import ManagerPage, MemberPage
+from payments.gateways.stripe.csp import content_security_policy
+from payments.stripe_views import stripe_collects
 
 from . import settlement
 from .authentication import Stage, authentication_finish, authentication_start, waiting_attempt
@@ -191,6 +193,13 @@ class InvoiceAuthenticateView(ManagerPage, TemplateView):
 
     def get_page_title(self):
         return _("Confirm the payment of invoice %(number)s") % {"number": self.invoice.number}
+
+    def dispatch(self, request, *args, **kwargs):
+        response = super().dispatch(request, *args, **kwargs)
+        if stripe_collects():
+            # The page runs Stripe.js: only it (and the add-method pages) may reach Stripe's origins.
+            response._csp_config = content_security_policy(settings.SECURE_CSP)
+        return response
 
     def get(self, request, *args, **kwargs):
         self.authentication = authentication_start(self.invoice)

@@ -10,32 +10,21 @@ from playwright.sync_api import expect
 from accounts.models import Membership, Profile
 from invoices.models import Invoice, PaymentAttempt
 from invoices.settlement import invoice_pay_now
-from tests import test_stripe_localstripe as with_localstripe
 from tests.browser.test_axe_languages import check
 from tests.factories import AccountFactory, InvoiceFactory, MembershipFactory, UserFactory
+from tests.stripe_support import use_localstripe
+from tests.test_stripe_localstripe import _save_card
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
-localstripe = with_localstripe.localstripe
 ASKS_FOR_3DS = "4000002760003184"
 
 
 @pytest.fixture
 def on_localstripe(settings, localstripe):
-    for name, value in with_localstripe.KEYS.items():
-        setattr(settings, name, value)
-    settings.STRIPE_API_BASE = localstripe
-    settings.STRIPE_JS_URL = f"{localstripe}/js.stripe.com/v3/"
-    settings.PAYMENT_GATEWAY = "stripe"
-    # What the deployment's CSP allows for Stripe's origins, here for the fake Stripe's.
-    settings.SECURE_CSP = {
-        **settings.SECURE_CSP,
-        "script-src": [*settings.SECURE_CSP["script-src"], localstripe],
-        "connect-src": [*settings.SECURE_CSP["connect-src"], localstripe],
-    }
-    return with_localstripe.stripe.StripeClient(
-        with_localstripe.KEYS["STRIPE_SECRET_KEY"], base_addresses={"api": localstripe}, max_network_retries=0
-    )
+    """The Stripe gateway on localstripe (tests/conftest.py), with the CSP as deployed: the page
+    itself must allow the fake Stripe's origins."""
+    return use_localstripe(settings, localstripe)
 
 
 @pytest.mark.parametrize("language", ["en", "ja"])
@@ -46,7 +35,7 @@ def test_the_customer_confirms_with_their_bank_and_the_invoice_is_paid(
     Profile.objects.create(user=user, language=language)
     account = AccountFactory()
     MembershipFactory(user=user, account=account, role=Membership.Role.OWNER)
-    with_localstripe._save_card(on_localstripe, account, ASKS_FOR_3DS)
+    _save_card(on_localstripe, account, ASKS_FOR_3DS)
     invoice = InvoiceFactory(account=account, currency="USD", amount_minor=3100)
     invoice_pay_now(invoice=invoice, actor=None)
     attempt = invoice.attempts.get()
