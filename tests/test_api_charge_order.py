@@ -10,7 +10,8 @@ from rest_framework.test import APIClient
 from accounts.models import AuditEvent
 from invoices.models import PaymentAttempt
 from invoices.settlement import invoice_pay_now
-from payments.services import charge_order_ids, charge_order_set, payment_method_add_card
+from payments.services import charge_order_ids, charge_order_set
+from tests import utils
 from tests.factories import (
     InvoiceFactory,
     MembershipFactory,
@@ -205,12 +206,8 @@ def test_a_put_during_pay_now_leaves_the_cascade_one_complete_order(settings):
     order that was written, never half of one and half of another."""
     membership = MembershipFactory()
     account, user = membership.account, membership.user
-    cards = [
-        payment_method_add_card(
-            account=account, actor=user, number="4000000000000002", exp_month=12, exp_year=2035, cvc="123"
-        )
-        for _ in range(4)
-    ]
+    # Four cards of one declining test number (the same card four times: kept as duplicates on purpose).
+    cards = [utils.add_card(account, utils.GENERIC_DECLINE, actor=user) for _ in range(4)]
     orders = [[cards[i].pk for i in order] for order in ORDERS_BY_INDEX]
     complete = {tuple(order) for order in orders}
     charge_order_set(account=account, actor=None, method_ids=orders[0])
