@@ -115,7 +115,7 @@ def test_a_card_reported_lost_is_replaced_in_its_place(browser, live_server, acc
     page = sign_in(browser, live_server)
     # A hard decline, as a customer meets one: Pay now, the primary reported lost, the backup pays.
     page.goto("/invoices/")
-    page.get_by_role("link", name="INV-7").click()
+    page.get_by_role("link", name="INV-7", exact=True).click()
     page.get_by_role("button", name=re.compile("^Pay now")).click()
     expect(page.locator("h1 .badge")).to_have_text(re.compile("Paid"))
 
