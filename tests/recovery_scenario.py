@@ -2,10 +2,8 @@
 checks the figures; the browser test reads them on the page)."""
 
 import datetime
-import importlib
 
 import time_machine
-from django.apps import apps
 from django.utils import timezone
 
 from invoices.models import Invoice
@@ -93,5 +91,5 @@ def scenario():
 
 def support_agent(**fields):
     """A support agent, in the group accounts 0002 makes (transactional tests flush it: made again)."""
-    importlib.import_module("accounts.migrations.0002_support_group").support_group_sync(apps, "default")
+    utils.support_group_ensure()
     return SupportUserFactory(**fields)

@@ -171,3 +171,15 @@ def assert_settled_exactly_once(expected: dict[int, bool]) -> None:
             assert statuses[invoice_id] == "past_due", f"invoice {invoice_id} is {statuses[invoice_id]}"
             assert charged[invoice_id] == 0
     assert not PaymentAttempt.objects.filter(status__in=PaymentAttempt.UNRESOLVED).exists()
+
+
+def support_group_ensure():
+    """The Support group and its permissions, as accounts 0002 makes them: a transactional test
+    before this one may have flushed them (serialized rollback restores them only where it ran)."""
+    import importlib
+
+    from django.apps import apps
+
+    return importlib.import_module("accounts.migrations.0002_support_group").support_group_sync(
+        apps, "default"
+    )

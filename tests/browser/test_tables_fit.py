@@ -12,6 +12,7 @@ from accounts.models import Membership, Profile
 from billing_console.demo import DEMO_PASSWORD, demo_seed
 from invoices.models import Invoice
 from invoices.settlement import settlement_run
+from tests import utils
 
 # Serialized rollback: the Support group (a data migration) that gives support its admin rights
 # is back for every test.
@@ -52,6 +53,7 @@ CLIPPED = """() => {
 @pytest.fixture
 def demo_after_one_run():
     cache.clear()
+    utils.support_group_ensure()
     demo_seed()
     settlement_run()
 
