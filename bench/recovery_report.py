@@ -41,8 +41,8 @@ SELECT i AS id,
             WHEN i % 100 < 99 THEN 'open' ELSE 'void' END AS outcome
 FROM generate_series(1::bigint, {invoices}) AS i;
 
-INSERT INTO accounts_account (id, name, billing_email, status, currency, created_at)
-SELECT a, 'Bench customer ' || a, 'billing' || a || '@bench.example', 'active',
+INSERT INTO accounts_account (id, name, billing_email, billing_recipients, status, currency, created_at)
+SELECT a, 'Bench customer ' || a, 'billing' || a || '@bench.example', '[]', 'active',
        CASE WHEN (a - 1) % 10 = 0 THEN 'EUR' ELSE 'USD' END, now()
 FROM generate_series(1, {ACCOUNTS}) AS a;
 
