@@ -142,8 +142,13 @@ def authentication_start(invoice: Invoice) -> Authentication:
     attempt = waiting_attempt(invoice)
     if attempt is None:
         return Authentication(stage=Stage.NOTHING)
-    # One charge at a time can be confirmed: the latest. An earlier round's is cancelled first.
+    # One charge at a time can be confirmed: the latest. An earlier round's is cancelled first (and
+    # if the customer had confirmed that one after all, it paid the invoice: nothing more to confirm).
     _cancel_waiting(invoice, keep=attempt)
+    invoice.refresh_from_db()
+    if not invoice.is_collectable:
+        _cancel_waiting(invoice)
+        return Authentication(stage=_stage_of(invoice))
     gateway = get_gateway(attempt.method.gateway)
     result = gateway.retrieve(attempt.gateway_reference)
     if result is not None and result.status == ChargeStatus.REQUIRES_ACTION and result.action_secret:

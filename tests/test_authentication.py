@@ -54,6 +54,8 @@ class ThreeDSecureSandbox(SandboxGateway):
         self.cancelled.append(reference)
         if reference not in self.intents:
             return super().cancel(reference)
+        if self.intents[reference].status == ChargeStatus.SUCCEEDED:
+            return self.intents[reference]  # as Stripe: a succeeded PaymentIntent cannot be cancelled
         cancelled = dataclasses.replace(
             self.intents[reference], status=ChargeStatus.FAILED, decline_code="canceled", action_secret=""
         )
@@ -297,3 +299,18 @@ def test_only_the_latest_waiting_charge_can_be_confirmed(client, member):
     assert f'data-client-secret="{latest.gateway_reference}_secret_abc"' in body
     first.refresh_from_db()
     assert first.status == Status.CANCELED and ThreeDSecureSandbox.cancelled == [first.gateway_reference]
+
+
+def test_an_earlier_charge_confirmed_after_all_pays_the_invoice_and_the_latest_is_cancelled(client, member):
+    invoice = _past_due_and_waiting(member)
+    first = _waiting(invoice)
+    settlement_run(as_of=invoice.next_attempt_at + datetime.timedelta(minutes=1))
+    latest = invoice.attempts.filter(status=Status.REQUIRES_ACTION).latest("sequence")
+    ThreeDSecureSandbox.bank_says(first.gateway_reference, ChargeStatus.SUCCEEDED)
+
+    body = client.get(reverse("invoice_authenticate", args=[invoice.pk]), follow=True).content.decode()
+    assert "data-client-secret" not in body  # nothing is left to confirm
+    invoice.refresh_from_db()
+    latest.refresh_from_db()
+    assert (invoice.status, invoice.paid_by_attempt_id) == (Invoice.Status.PAID, first.pk)
+    assert latest.status == Status.CANCELED
