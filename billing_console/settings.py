@@ -62,6 +62,11 @@ def _db(name: str, default: str) -> dict:
         config["TEST"] = {"NAME": str(Path(config["NAME"]).with_suffix(f".test-{os.getpid()}.sqlite3"))}
     elif not config.get("NAME"):
         raise ImproperlyConfigured(f"{name} must name a database.")
+    else:
+        # Parameters travel apart from the SQL and a statement run again and again (the settlement's
+        # reads and writes, the foreign-key checks behind them) is prepared once per connection, as
+        # psycopg does after five runs: the server parses and plans it once, not every time.
+        config.setdefault("OPTIONS", {}).setdefault("server_side_binding", DATABASE_SERVER_SIDE_BINDING)
     # Keep each connection open between requests instead of opening one per request (a URL's own
     # ?conn_max_age= wins); a connection that broke meanwhile is checked and replaced.
     config.setdefault("CONN_MAX_AGE", DATABASE_CONN_MAX_AGE)
@@ -72,6 +77,8 @@ def _db(name: str, default: str) -> dict:
 DEBUG = _bool("DEBUG", False)
 # Seconds a database connection is reused across requests; 0 opens one per request.
 DATABASE_CONN_MAX_AGE = _int("DATABASE_CONN_MAX_AGE", 60)
+# PostgreSQL: bind parameters on the server and prepare repeated statements (off: client-side binding).
+DATABASE_SERVER_SIDE_BINDING = _bool("DATABASE_SERVER_SIDE_BINDING", True)
 
 SECRET_KEY = env.str("SECRET_KEY", default="")
 if not SECRET_KEY:

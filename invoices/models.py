@@ -35,7 +35,8 @@ class Invoice(models.Model):
 
     COLLECTABLE = (Status.OPEN, Status.PAST_DUE)
 
-    account = models.ForeignKey(Account, on_delete=models.PROTECT, related_name="invoices")
+    # Its index is the first column of invoice_account_status.
+    account = models.ForeignKey(Account, on_delete=models.PROTECT, related_name="invoices", db_index=False)
     number = models.CharField(_("number"), max_length=64, unique=True)
     currency = models.CharField(_("currency"), max_length=3)
     amount_minor = models.BigIntegerField(_("amount (minor units)"))
@@ -149,20 +150,26 @@ class PaymentAttempt(models.Model):
         PAY_NOW = "pay_now", _("Pay now")
         STAFF_RETRY = "staff_retry", _("Retried by support")
 
-    invoice = models.ForeignKey(Invoice, on_delete=models.PROTECT, related_name="attempts")
+    # Indexed by attempt_unique_sequence (invoice, sequence), as method is by attempt_method_recent:
+    # each attempt written costs no index it does not need.
+    invoice = models.ForeignKey(Invoice, on_delete=models.PROTECT, related_name="attempts", db_index=False)
     # Sequence within the invoice; with the invoice it makes the idempotency key deterministic.
     sequence = models.PositiveIntegerField(_("sequence"))
     method = models.ForeignKey(
-        PaymentMethod, on_delete=models.PROTECT, null=True, blank=True, related_name="attempts"
+        PaymentMethod,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="attempts",
+        db_index=False,
     )
     position = models.PositiveSmallIntegerField(_("rank"), null=True, blank=True)
     retry_round = models.PositiveSmallIntegerField(_("round"), default=0)
     amount_minor = models.BigIntegerField(_("amount (minor units)"))
     currency = models.CharField(_("currency"), max_length=3)
     status = models.CharField(_("status"), max_length=16, choices=Status)
-    idempotency_key = models.CharField(
-        _("idempotency key"), max_length=128, unique=True, null=True, blank=True
-    )
+    # Unique (attempt_unique_idempotency_key), with no pattern index: keys are never searched by prefix.
+    idempotency_key = models.CharField(_("idempotency key"), max_length=128, null=True, blank=True)
     gateway_reference = models.CharField(_("gateway reference"), max_length=128, blank=True)
     decline_code = models.CharField(_("decline code"), max_length=64, blank=True)
     decline_class = models.CharField(_("decline class"), max_length=8, choices=DeclineClass, blank=True)
@@ -170,7 +177,12 @@ class PaymentAttempt(models.Model):
     message = models.CharField(_("message"), max_length=300, blank=True)
     trigger = models.CharField(_("trigger"), max_length=16, choices=Trigger, default=Trigger.SCHEDULE)
     initiated_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        db_index=False,  # attempt_initiated_by: only the attempts somebody asked for
     )
     run = models.ForeignKey(
         "SettlementRun", on_delete=models.SET_NULL, null=True, blank=True, related_name="attempts"
@@ -184,6 +196,7 @@ class PaymentAttempt(models.Model):
         ordering = ["invoice_id", "sequence"]
         constraints = [
             models.UniqueConstraint(fields=["invoice", "sequence"], name="attempt_unique_sequence"),
+            models.UniqueConstraint(fields=["idempotency_key"], name="attempt_unique_idempotency_key"),
             models.CheckConstraint(condition=Q(amount_minor__gt=0), name="attempt_amount_positive"),
             # A charge has a key and a method; a skip has a reason and no key.
             models.CheckConstraint(
@@ -211,6 +224,9 @@ class PaymentAttempt(models.Model):
             ),
             # Webhooks and reconciliation find an attempt by the processor's reference.
             models.Index(fields=["gateway_reference"], name="attempt_gateway_reference"),
+            models.Index(
+                fields=["initiated_by"], condition=Q(initiated_by__isnull=False), name="attempt_initiated_by"
+            ),
         ]
 
     def __str__(self):

@@ -251,7 +251,7 @@ def _add_invoices(account, start: int, count: int) -> None:
     with connection.cursor() as cursor:
         cursor.execute(
             f"""
-            WITH RECURSIVE seq(n) AS (SELECT %s UNION ALL SELECT n + 1 FROM seq WHERE n < %s)
+            WITH RECURSIVE seq(n) AS (SELECT CAST(%s AS integer) UNION ALL SELECT n + 1 FROM seq WHERE n < %s)
             INSERT INTO {table} (account_id, number, currency, amount_minor, description, issued_on,
                 due_on, status, retry_round, lease_token, lease_owner, paid_by_backup, created_at,
                 updated_at)

@@ -12,6 +12,7 @@ import dataclasses
 import datetime
 import logging
 from collections import defaultdict
+from collections.abc import Callable
 
 from django.conf import settings
 from django.db import transaction
@@ -72,8 +73,19 @@ class Step:
 class Cascade:
     """The per-step work of an engine: who it acts for (trigger, actor, run) and as of when."""
 
-    def __init__(self, *, as_of: datetime.datetime, run: SettlementRun | None, trigger: str, actor):
+    def __init__(
+        self,
+        *,
+        as_of: datetime.datetime,
+        run: SettlementRun | None,
+        trigger: str,
+        actor,
+        send_later: Callable[[list[int]], None] | None = None,
+    ):
         self.as_of, self.run, self.trigger, self.actor = as_of, run, trigger, actor
+        # Where the emails a step queues go once it commits (a run's outbox sender); without it,
+        # they are sent as the step commits.
+        self.send_later = send_later
         self.today = timezone.localdate(as_of)
         self.declined_in_run: set[int] = set()  # methods declined in this run, for any invoice
 
@@ -368,7 +380,23 @@ class Cascade:
             insert_rows(step.audits)
         if step.standings:
             accounts_follow(step.standings)
-        notification_queue_many(step.notifications)
+        self._queue_emails(step)
+
+    def _queue_emails(self, step: Step) -> None:
+        if self.send_later is None:
+            notification_queue_many(step.notifications)
+            return
+        # Due now, but left to the run's sender: a step never renders or sends an email.
+        at_once = {n.event_key for n in step.notifications if n.deliver_after is None}
+        queued = notification_queue_many(
+            [
+                n if n.deliver_after else dataclasses.replace(n, deliver_after=step.now)
+                for n in step.notifications
+            ]
+        )
+        ids = [email.pk for email in queued if email.event_key in at_once]
+        if ids:
+            transaction.on_commit(lambda: self.send_later(ids))
 
     # Results ----------------------------------------------------------------------------------------
 

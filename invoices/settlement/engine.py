@@ -43,8 +43,9 @@ class Engine:
         stop: threading.Event | None = None,
         on_result: Callable[[InvoiceResult], None] = lambda result: None,
         lease_ok: Callable[[Item], bool] | None = None,
+        send_later: Callable[[list[int]], None] | None = None,
     ):
-        self.cascade = Cascade(as_of=as_of, run=run, trigger=trigger, actor=actor)
+        self.cascade = Cascade(as_of=as_of, run=run, trigger=trigger, actor=actor, send_later=send_later)
         self.lease_ok = lease_ok
         self.concurrency = max(1, concurrency)
         self.stop = stop or threading.Event()

@@ -88,9 +88,11 @@ class LeaseKeeper:
             connections.close_all()
 
     def renew(self) -> int:
-        """Extend the leases still ours (a lapsed one another worker took has another token)."""
+        """Extend the leases still ours (a lapsed one another worker took has another token) that
+        have run for a beat or more: an invoice settled within a beat of its claim costs no write."""
         with self.lock:
-            held = dict(self.held)
+            due = time.monotonic() - self.interval
+            held = {pk: token for pk, token in self.held.items() if self.since.get(pk, 0.0) <= due}
         started = time.monotonic()
         now = timezone.now()
         renewed = 0

@@ -12,10 +12,10 @@ import time
 from collections import Counter, defaultdict
 from collections.abc import Callable
 
-from django.db import connection
 from django.utils import timezone
 
 from invoices.models import Invoice, PaymentAttempt, SettlementRun
+from notifications.outbox import OutboxSender
 
 from .claim import claim_due, due_queryset, new_lease, release
 from .engine import Engine, Item, items_prepare
@@ -27,8 +27,8 @@ logger = logging.getLogger("invoices.settlement")
 
 # Invoices claimed at a time, and how many the engine keeps ready to charge (more, to keep the
 # calls in flight busy): enough that every transaction carries many invoices.
-BATCH_SIZE = 100
-WINDOW = 50
+BATCH_SIZE = 400
+WINDOW = 200
 
 
 @dataclasses.dataclass
@@ -78,22 +78,8 @@ class _Budget:
                 self.left += n
 
 
-@contextlib.contextmanager
-def _plans_for_growing_tables():
-    """A run adds rows by the thousand, faster than the statistics follow (and where autovacuum is
-    off, they never do). PostgreSQL plans its foreign-key checks once per connection and keeps the
-    plan: one made while a table was nearly empty scans the whole table, for every row written,
-    which makes a long run slow down as it goes. Plan each afresh, for the tables as they are."""
-    if connection.vendor != "postgresql":
-        yield
-        return
-    with connection.cursor() as cursor:
-        cursor.execute("SET plan_cache_mode = force_custom_plan")
-    try:
-        yield
-    finally:
-        with connection.cursor() as cursor:
-            cursor.execute("RESET plan_cache_mode")
+def _leave_queued(email_ids: list[int]) -> None:
+    """The run's emails stay queued, due at once, for ``send_notifications`` to send."""
 
 
 def settlement_run(
@@ -105,9 +91,11 @@ def settlement_run(
     stop: threading.Event | None = None,
     on_result: Callable[[InvoiceResult], None] = lambda result: None,
     options: dict | None = None,
+    send_emails: bool = True,
 ) -> RunSummary:
     """Settle every due invoice, with up to ``concurrency`` gateway calls at once. Safe to run in
-    any number of processes at once."""
+    any number of processes at once. The emails the run queues are sent by its own outbox sender,
+    on a thread of its own, or with ``send_emails=False`` left queued for ``send_notifications``."""
     started = time.monotonic()
     as_of = as_of or timezone.now()
     stop = stop or threading.Event()
@@ -153,10 +141,17 @@ def settlement_run(
         _tally(counts, outcome)
         on_result(outcome)
 
+    sender = OutboxSender() if send_emails else None
     engine = Engine(
-        as_of=as_of, run=run, concurrency=concurrency, stop=stop, on_result=result, lease_ok=keeper.fresh
+        as_of=as_of,
+        run=run,
+        concurrency=concurrency,
+        stop=stop,
+        on_result=result,
+        lease_ok=keeper.fresh,
+        send_later=sender.send_later if sender else _leave_queued,
     )
-    with keeper, _plans_for_growing_tables():
+    with keeper, sender or contextlib.nullcontext():
         engine.settle(more=more, give_back=give_back, window=window, max_pending=2 * window)
     for name in SettlementRun.COUNT_FIELDS:
         setattr(run, name, counts.get(name, 0))

@@ -73,6 +73,11 @@ class Command(BaseCommand):
         parser.add_argument("--limit", type=int, help="Settle at most this many invoices.")
         parser.add_argument("--account", type=int, help="Only this account's invoices (account id).")
         parser.add_argument("--concurrency", type=int, default=1, help="Invoices (gateway calls) in flight.")
+        parser.add_argument(
+            "--queue-emails",
+            action="store_true",
+            help="Leave the run's emails queued for send_notifications instead of sending them as it goes.",
+        )
         parser.add_argument("--json", action="store_true", help="Print one JSON object with the counts.")
 
     def handle(self, *args, **options):
@@ -134,6 +139,7 @@ class Command(BaseCommand):
                     stop=stop,
                     on_result=on_result,
                     options={k: options[k] for k in ("as_of", "limit", "account", "concurrency")},
+                    send_emails=not options["queue_emails"],
                 )
         finally:
             if progress is not None:
