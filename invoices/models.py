@@ -168,8 +168,9 @@ class PaymentAttempt(models.Model):
     amount_minor = models.BigIntegerField(_("amount (minor units)"))
     currency = models.CharField(_("currency"), max_length=3)
     status = models.CharField(_("status"), max_length=16, choices=Status)
-    # Unique (attempt_unique_idempotency_key), with no pattern index: keys are never searched by prefix.
-    idempotency_key = models.CharField(_("idempotency key"), max_length=128, null=True, blank=True)
+    # Unique (attempt_unique_idempotency_key), with no pattern index: keys are never searched by
+    # prefix. A skip has none: NULL, which unlike "" never collides with another.
+    idempotency_key = models.CharField(_("idempotency key"), max_length=128, null=True, blank=True)  # noqa: DJ001
     gateway_reference = models.CharField(_("gateway reference"), max_length=128, blank=True)
     decline_code = models.CharField(_("decline code"), max_length=64, blank=True)
     decline_class = models.CharField(_("decline class"), max_length=8, choices=DeclineClass, blank=True)
