@@ -8,7 +8,7 @@ import threading
 from collections.abc import Callable
 
 from django.conf import settings
-from django.db import connection, connections
+from django.db import DEFAULT_DB_ALIAS, connection, connections
 from django.utils import timezone, translation
 
 from invoices.models import PaymentAttempt
@@ -41,8 +41,11 @@ def _call_gateway(attempt: PaymentAttempt, *, replay: bool = False) -> ChargeRes
 
 def _charge_or_resolve(gateway, attempt: PaymentAttempt, *, replay: bool) -> ChargeResult | None:
     try:
-        # The account's customer at the processor (the method's account is the invoice's).
-        customer = gateway_customer_reference(account_id=attempt.method.account_id, gateway=gateway.name)
+        # The account's customer at the processor (the method's account is the invoice's): read
+        # with the item when it was prepared, or else now.
+        customer = getattr(attempt, "gateway_customer", "") or gateway_customer_reference(
+            account_id=attempt.method.account_id, gateway=gateway.name
+        )
         if replay:
             # Resolve first: by the processor's reference if we learnt it, else by the attempt key.
             found = gateway.retrieve(attempt.gateway_reference) if attempt.gateway_reference else None
@@ -108,6 +111,9 @@ def call(item: Item, lease_ok: Callable[[Item], bool] | None = None) -> Item:
     try:
         if lease_ok is not None and not lease_ok(item):
             raise LeaseExpired(f"the lease on invoice {item.invoice.number} may have run out")
+        customer = item.gateway_customers.get(item.attempt.method.gateway)
+        if customer:
+            item.attempt.gateway_customer = customer
         item.reply = _call_gateway(item.attempt, replay=item.replay)
     except Exception as exc:  # a bug or a broken gateway: this invoice errors, the others go on
         item.error = exc
@@ -133,7 +139,13 @@ class CallPool:
     def _work(self) -> None:
         try:
             while (item := self.tasks.get()) is not None:
-                self.replies.put(call(item, self.lease_ok))
+                done = call(item, self.lease_ok)
+                # A call reads our database only in the rare replay (the method's status): a thread
+                # that opened a connection for it closes it, so N call threads never hold N of ours.
+                ours = connections[DEFAULT_DB_ALIAS]
+                if ours.connection is not None and ours.vendor != "sqlite":
+                    ours.close()
+                self.replies.put(done)
         finally:
             connections.close_all()
 

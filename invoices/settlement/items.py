@@ -5,7 +5,7 @@ import dataclasses
 import datetime
 
 from invoices.models import Invoice, PaymentAttempt
-from payments.models import PaymentMethod
+from payments.models import GatewayCustomer, PaymentMethod
 
 from .outcomes import InvoiceResult
 from .plan import PlanStep, plan_inputs
@@ -53,6 +53,9 @@ class Item:
     last_declined: int | None = None
     skips: list[PlanStep] = dataclasses.field(default_factory=list)  # taken, not yet written
     failed: list[PaymentAttempt] = dataclasses.field(default_factory=list)  # declined in this cascade
+    # The account's customer reference at each gateway (by gateway name), read with the item so that a
+    # gateway call needs no query of its own.
+    gateway_customers: dict[str, str] = dataclasses.field(default_factory=dict)
     attempt: PaymentAttempt | None = None  # the call to make, or in flight
     replay: bool = False  # ``attempt`` is an unresolved one being resolved
     reply: object = NO_REPLY  # what the gateway answered: a ChargeResult, or None for no answer
@@ -111,16 +114,25 @@ def items_prepare(
     if not invoices:
         return []
     inputs = plan_inputs(invoices=invoices, as_of=as_of, order=order)
+    customers: dict[int, dict[str, str]] = {}
+    for account_id, gateway, reference in GatewayCustomer.objects.filter(
+        account_id__in={invoice.account_id for invoice in invoices}
+    ).values_list("account_id", "gateway", "reference"):
+        customers.setdefault(account_id, {})[gateway] = reference
     items = []
     for invoice in invoices:
         declined = inputs.declined.get(invoice.pk, frozenset()) if resume else frozenset()
+        replays = inputs.unresolved.get(invoice.pk, [])
+        for attempt in replays:
+            attempt.invoice = invoice  # its call names the invoice: no query for it on the call's thread
         items.append(
             Item(
                 invoice=invoice,
                 lease=lease,
                 order=inputs.order_for(invoice),
                 plan=inputs.plan_for(invoice, resume=resume),
-                replays=inputs.unresolved.get(invoice.pk, []),
+                replays=replays,
+                gateway_customers=customers.get(invoice.account_id, {}),
                 next_sequence=inputs.last_sequence.get(invoice.pk, 0) + 1,
                 resumed=bool(declined),
             )
