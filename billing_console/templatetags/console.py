@@ -7,6 +7,7 @@ import unicodedata
 from django import template
 from django.template import defaultfilters
 from django.template.defaultfilters import stringfilter
+from django.urls import get_script_prefix, reverse
 from django.utils import formats, timezone, translation
 from django.utils.encoding import force_str
 from django.utils.html import format_html
@@ -30,6 +31,28 @@ def money(amount_minor, currency):
 
 
 register.filter("position_label", position_label)
+
+
+# A pk no object has, to reverse a URL once per name and substitute each object's pk after.
+_PK_PLACEHOLDER = 2_147_483_647
+
+
+@functools.lru_cache(maxsize=64)
+def _pk_url_parts(name: str, prefix: str) -> tuple[str, str]:
+    # ``prefix`` (the script prefix, part of every reversed URL) is in the key only to keep apart
+    # the URLs of two prefixes.
+    head, placeholder, tail = reverse(name, args=[_PK_PLACEHOLDER]).rpartition(str(_PK_PLACEHOLDER))
+    if not placeholder:
+        raise ValueError(f"{name} does not take a pk")
+    return head, tail
+
+
+@register.filter
+def pk_url(pk, name):
+    """``{% url name pk %}`` for a URL whose only argument is an object's integer pk: reversed once
+    per name, not once per row of a list."""
+    head, tail = _pk_url_parts(name, get_script_prefix())
+    return f"{head}{int(pk)}{tail}"
 
 
 @register.filter(expects_localtime=True)

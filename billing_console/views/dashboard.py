@@ -16,7 +16,7 @@ from payments.expiry import EXPIRY_WARNING_DAYS
 from payments.models import PaymentMethod
 from payments.selectors import charge_order_entries
 
-from .verdict import account_verdict
+from .verdict import account_verdict, next_due_among, planned_invoices
 
 # What PaymentMethod.label reads.
 METHOD_LABEL_FIELDS = ("kind", "brand", "last4", "bank_name")
@@ -150,13 +150,18 @@ class DashboardView(ConsolePage):
         order = charge_order_entries(account=account)
         summaries = invoices.only(*SUMMARY_FIELDS).with_in_flight()
         can_manage = self.membership.can_manage
+        # The verdict's invoices also tell which one is due next (the summary shows no more of it).
+        planned = planned_invoices(account=account)
         verdict = account_verdict(
-            account=account, can_manage=can_manage, order=order, today=today, alert=Alert
+            account=account, can_manage=can_manage, order=order, today=today, alert=Alert, planned=planned
         )
+        next_due = next_due_among(planned) if due else None
+        if next_due is False:
+            next_due = summaries.collectable().order_by("due_on", "pk").first()
         context.update(
             amount_due=amount_due,
             open_count=sum(row["count"] for row in amount_due),
-            next_due=summaries.collectable().order_by("due_on", "pk").first() if due else None,
+            next_due=next_due,
             order=order,
             today=today,
             warnings=[

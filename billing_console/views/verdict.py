@@ -42,16 +42,37 @@ def _charged(step) -> dict:
     return {"method": step.method.label, "rank": position_label(step.position)}
 
 
-def account_verdict(*, account, can_manage: bool, order, today: datetime.date, alert) -> Verdict:
-    """``order``: the account's charge order entries; ``alert``: the Alert class to build."""
-    now = timezone.now()
-    invoices = list(
+def planned_invoices(*, account) -> list[Invoice]:
+    """The open invoices the verdict reads (with ``in_flight``), and one more when there are more:
+    ``PLANNED_INVOICES + 1`` at most, awaiting an outcome first, then by due date."""
+    return list(
         scoped(Invoice.objects, account=account)
         .collectable()
         .with_in_flight()
         .only(*PLAN_FIELDS)
-        .order_by("-in_flight", "due_on", "pk")[:PLANNED_INVOICES]
+        .order_by("-in_flight", "due_on", "pk")[: PLANNED_INVOICES + 1]
     )
+
+
+def next_due_among(planned: list[Invoice]) -> Invoice | bool | None:
+    """The open invoice due first (by due date, then id), found among ``planned_invoices``; False
+    when they cannot tell (every one of them awaits an outcome, and there are more)."""
+    if len(planned) > PLANNED_INVOICES and all(invoice.in_flight for invoice in planned):
+        # Those awaiting an outcome come first: an invoice due earlier may be among the rest.
+        return False
+    # Every invoice awaiting an outcome is here, and the earliest due of the others.
+    return min(planned, key=lambda invoice: (invoice.due_on, invoice.pk), default=None)
+
+
+def account_verdict(
+    *, account, can_manage: bool, order, today: datetime.date, alert, planned: list[Invoice] | None = None
+) -> Verdict:
+    """``order``: the account's charge order entries; ``alert``: the Alert class to build;
+    ``planned``: ``planned_invoices(account=account)`` when the caller has read them already."""
+    now = timezone.now()
+    if planned is None:
+        planned = planned_invoices(account=account)
+    invoices = planned[:PLANNED_INVOICES]  # a new list: the account's next invoice may join it
     currencies = {invoice.currency for invoice in invoices}
     if account.currency not in currencies:
         # The account's next invoice, planned as a new one would be.
