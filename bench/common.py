@@ -67,11 +67,79 @@ def project_databases(name: str) -> dict:
     return env
 
 
+class BackendCPU:
+    """CPU time of the server's backends that serve ``databases`` (and only those: other work on a
+    shared server is not counted), while it runs as a context manager.
+
+    A thread reads pg_stat_activity every ``interval`` seconds, and each backend's own CPU time from
+    /proc/<pid>/stat; a backend that existed before counts from its first reading. A backend's
+    last ``interval`` before it exits is missed, which is the error bound. ``seconds`` is None when
+    the server is not on this machine."""
+
+    def __init__(self, databases, interval: float = 0.1):
+        import threading
+
+        self.databases, self.interval = list(databases), interval
+        self.first: dict[int, float] = {}
+        self.last: dict[int, float] = {}
+        self.by_database: dict[int, str] = {}
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._sample, daemon=True)
+        self.tick = os.sysconf("SC_CLK_TCK")
+        self.available = True
+
+    def __enter__(self) -> "BackendCPU":
+        self._read(initial=True)
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop.set()
+        self.thread.join()
+        self._read()
+
+    def _read(self, *, initial: bool = False) -> None:
+        try:
+            with psycopg.connect(f"{PG}/postgres", autocommit=True) as conn:
+                rows = conn.execute(
+                    "SELECT pid, datname FROM pg_stat_activity WHERE datname = ANY(%s)", [self.databases]
+                ).fetchall()
+        except psycopg.Error:
+            self.available = False
+            return
+        for pid, datname in rows:
+            try:
+                fields = _proc_stat(pid)
+            except (OSError, ValueError):
+                if not Path("/proc").exists():
+                    self.available = False
+                continue
+            cpu = (int(fields[11]) + int(fields[12])) / self.tick
+            if pid not in self.first:
+                self.first[pid] = cpu if initial else 0.0
+                self.by_database[pid] = datname
+            self.last[pid] = cpu
+
+    def _sample(self) -> None:
+        while not self.stop.wait(self.interval):
+            self._read()
+
+    def seconds(self, database: str | None = None) -> float | None:
+        if not self.available:
+            return None
+        return sum(
+            self.last[pid] - self.first[pid]
+            for pid in self.last
+            if database is None or self.by_database[pid] == database
+        )
+
+
 def postgres_cpu_seconds() -> float | None:
-    """CPU time the PostgreSQL server's processes have used so far, those that exited included
-    (they count in the postmaster's children time), read from /proc; None when the server is not
-    on this machine or /proc cannot tell. The difference of two readings is the server's CPU
-    time in between."""
+    """The whole server's CPU time: every database's backends, other people's work included (see
+    ``BackendCPU`` for the run's own). CPU time the PostgreSQL server's processes have used so far,
+    those that exited included (they count in the postmaster's children time), read from /proc; None
+    when the server is not on this machine or /proc cannot tell. The difference of two readings is the
+    server's CPU time in between."""
     try:
         with psycopg.connect(f"{PG}/postgres") as conn:
             backend = conn.execute("SELECT pg_backend_pid()").fetchone()[0]

@@ -2,16 +2,17 @@
 
     python bench/settle.py --invoices 100000 --processes 2 [--latency-ms 200 --concurrency 64] [--json]
 
-Seeds N due invoices (by default 70% paid by the primary, 20% primary declined and a backup
-pays, 10% all declined: 1.3 gateway calls per invoice; ``--mix`` changes it) in a fresh database,
-runs ``settle_invoices`` in P processes at once, checks that every invoice was settled exactly
-once against the sandbox gateway's ledger, and reports invoices/s, gateway calls/s and the peak
-memory of a settling process. It then measures pgbench (tpcb-like, P clients, a scratch database
-of its own) and prints ratio = invoices_per_s / pgbench_tps. With ``--latency-ms``, it also prints
-what the gateway could carry at most: C calls in flight for L ms each. Where the time went, when
-PostgreSQL runs on this machine: the CPU time per invoice of the settling processes and of the
-server, beside pgbench's and the server's per pgbench transaction.
-"""
+Seeds N due invoices (by default 70% paid by the primary, 20% primary declined and a backup pays, 10%
+all declined: 1.3 gateway calls per invoice; ``--mix`` changes it) in a fresh database, runs
+``settle_invoices`` in P processes at once, checks that every invoice was settled exactly once against
+the sandbox gateway's ledger, and reports invoices/s, gateway calls/s and the peak memory of a settling
+process. The run's emails stay queued (``--queue-emails``) for ``send_notifications``, which sends them
+outside the run. It then measures pgbench (tpcb-like, P clients, a scratch database of its own) and
+prints ratio = invoices_per_s / pgbench_tps. With ``--latency-ms``, it also prints what the gateway
+could carry at most: C calls in flight for L ms each. Where the time went, when PostgreSQL runs on this
+machine: the CPU time per invoice of the settling processes and of the run's own backends (found by pid,
+``common.BackendCPU``: the main database's and the ledger's), beside pgbench's and its own backends' per
+pgbench transaction."""
 
 import argparse
 import json
@@ -25,12 +26,12 @@ import psycopg
 from common import (
     PG,
     ROOT,
+    BackendCPU,
     drop_database,
     emit,
     fresh_database,
     machine,
     manage,
-    postgres_cpu_seconds,
     project_databases,
 )
 
@@ -52,14 +53,26 @@ def pgbench(clients: int, seconds: int) -> dict:
         subprocess.run(
             ["pgbench", "-i", "-q", "-s", str(max(1, clients)), url], check=True, capture_output=True
         )
-        client_before, server_before = _children_cpu_s(), postgres_cpu_seconds()
-        out = subprocess.run(
-            ["pgbench", "-b", "tpcb-like", "-c", str(clients), "-j", str(clients), "-T", str(seconds), url],
-            check=True,
-            capture_output=True,
-            text=True,
-        ).stdout
-        client, server = _children_cpu_s() - client_before, _delta(server_before, postgres_cpu_seconds())
+        client_before = _children_cpu_s()
+        with BackendCPU(["bench_pgbench"]) as backends:
+            out = subprocess.run(
+                [
+                    "pgbench",
+                    "-b",
+                    "tpcb-like",
+                    "-c",
+                    str(clients),
+                    "-j",
+                    str(clients),
+                    "-T",
+                    str(seconds),
+                    url,
+                ],
+                check=True,
+                capture_output=True,
+                text=True,
+            ).stdout
+        client, server = _children_cpu_s() - client_before, backends.seconds()
     finally:
         drop_database("bench_pgbench")
     tps = float(re.search(r"tps = ([0-9.]+)", out).group(1))
@@ -76,10 +89,6 @@ def _children_cpu_s() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def _delta(before: float | None, after: float | None) -> float | None:
-    return after - before if before is not None and after is not None else None
-
-
 def settle(env: dict, processes: int, concurrency: int) -> tuple[float, list[dict], int, float]:
     command = [
         sys.executable,
@@ -89,6 +98,8 @@ def settle(env: dict, processes: int, concurrency: int) -> tuple[float, list[dic
         str(ROOT / "manage.py"),
         "settle_invoices",
         "--json",
+        # Emails are sent outside the run, by send_notifications (see docs/performance.md).
+        "--queue-emails",
     ]
     command += ["--concurrency", str(concurrency)]
     started = time.monotonic()
@@ -144,11 +155,15 @@ def verify(invoices: int) -> dict:
         calls = conn.execute(
             "SELECT count(*) FROM invoices_paymentattempt WHERE status <> 'skipped'"
         ).fetchone()[0]
+        queued = conn.execute(
+            "SELECT count(*) FROM notifications_sentemail WHERE status = 'queued'"
+        ).fetchone()[0]
     return {
         "exactly_once": True,
         "statuses": statuses,
         "successful_charges": sum(charged.values()),
         "gateway_calls": calls,
+        "emails_queued": queued,
     }
 
 
@@ -186,9 +201,13 @@ def main() -> None:
     with psycopg.connect(f"{PG}/{DB}", autocommit=True) as conn:
         conn.execute("VACUUM ANALYZE")
     env["SANDBOX_LATENCY_MS"] = str(args.latency_ms)
-    server_before = postgres_cpu_seconds()
-    elapsed, counts, peak_kb, settle_cpu = settle(env, args.processes, args.concurrency)
-    server = _delta(server_before, postgres_cpu_seconds())
+    with BackendCPU([DB, f"{DB}_sandbox"]) as backends:
+        elapsed, counts, peak_kb, settle_cpu = settle(env, args.processes, args.concurrency)
+    server, server_main, server_ledger = (
+        backends.seconds(),
+        backends.seconds(DB),
+        backends.seconds(f"{DB}_sandbox"),
+    )
     totals = {key: sum(c[key] for c in counts) for key in counts[0] if key != "duration_s"}
     checked = verify(args.invoices)
     reference = pgbench(args.processes, args.pgbench_seconds)
@@ -200,6 +219,10 @@ def main() -> None:
     cpu = {
         "settle_ms_per_invoice": round(settle_cpu * 1000 / invoices, 3),
         "server_ms_per_invoice": round(server * 1000 / invoices, 3) if server is not None else None,
+        "server_main_ms_per_invoice": round(server_main * 1000 / invoices, 3) if server is not None else None,
+        "server_ledger_ms_per_invoice": round(server_ledger * 1000 / invoices, 3)
+        if server is not None
+        else None,
         "pgbench_client_ms_per_tx": reference["client_cpu_ms_per_tx"],
         "pgbench_server_ms_per_tx": reference["server_cpu_ms_per_tx"],
     }
