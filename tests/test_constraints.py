@@ -1,7 +1,8 @@
 """The database itself refuses data that would break the charge order or the money."""
 
 import pytest
-from django.db import DataError, IntegrityError, transaction
+from django.apps import apps
+from django.db import DataError, IntegrityError, connections, router, transaction
 
 from invoices.models import Invoice
 from payments.models import ChargeOrderEntry
@@ -70,3 +71,23 @@ def test_currency_is_iso_4217_shaped(currency):
 def test_a_paid_invoice_records_how_it_was_paid():
     with pytest.raises(IntegrityError), transaction.atomic():
         InvoiceFactory(status="paid")
+
+
+@pytest.mark.django_db(databases="__all__")
+def test_the_migrated_databases_have_every_constraint_and_index_the_models_declare():
+    """Migrations can drop what a model still declares (turning a foreign key's index off once
+    dropped the one-success constraint on PostgreSQL); the tables are what the models say."""
+    missing = []
+    for alias in connections:
+        connection = connections[alias]
+        with connection.cursor() as cursor:
+            for model in apps.get_models():
+                if router.allow_migrate_model(alias, model):
+                    present = connection.introspection.get_constraints(cursor, model._meta.db_table)
+                    declared = [*model._meta.constraints, *model._meta.indexes]
+                    missing += [
+                        f"{alias}: {model._meta.label}.{item.name}"
+                        for item in declared
+                        if item.name not in present
+                    ]
+    assert missing == []

@@ -25,6 +25,13 @@ class Migration(migrations.Migration):
     ]
 
     operations = [
+        # Turning an indexed foreign key's db_index off drops every single-column index on it that
+        # is not in Meta.indexes, a partial unique constraint's index among them; this one is
+        # dropped first and made again once its column has changed.
+        migrations.RemoveConstraint(
+            model_name="paymentattempt",
+            name="attempt_one_success_per_invoice",
+        ),
         migrations.AlterField(
             model_name="invoice",
             name="account",
@@ -72,6 +79,14 @@ class Migration(migrations.Migration):
                 on_delete=django.db.models.deletion.PROTECT,
                 related_name="attempts",
                 to="payments.paymentmethod",
+            ),
+        ),
+        migrations.AddConstraint(
+            model_name="paymentattempt",
+            constraint=models.UniqueConstraint(
+                condition=models.Q(("status", "succeeded")),
+                fields=("invoice",),
+                name="attempt_one_success_per_invoice",
             ),
         ),
         migrations.AddIndex(
