@@ -62,6 +62,12 @@ def test_two_settle_processes_share_20_requests_a_second_and_finish_in_25_second
         results = [proc.communicate(timeout=120) for proc in procs]
         elapsed, cpu = time.monotonic() - started, _children_cpu() - cpu_before
         log = proxy.requests()
+        # What two processes cost that start, find nothing due and stop: their start-up is not the
+        # settling (on a busy machine it alone came near the budget below).
+        idle_before = _children_cpu()
+        for proc in [utils.manage("settle_invoices", "--json", env=env) for _ in range(2)]:
+            proc.communicate(timeout=120)
+        start_up = _children_cpu() - idle_before
 
     for proc, (out, err) in zip(procs, results, strict=True):
         assert proc.returncode == 0, err
@@ -85,10 +91,11 @@ def test_two_settle_processes_share_20_requests_a_second_and_finish_in_25_second
     slowest_run = max(c["duration_s"] for c in counts)
     print(
         f"requests span {span:.2f} s, slowest run {slowest_run:.2f} s, both processes {elapsed:.2f} s, "
-        f"{cpu / INVOICES * 1000:.1f} ms of processor time per invoice"
+        f"{(cpu - start_up) / INVOICES * 1000:.1f} ms of processor time per invoice "
+        f"(and {start_up:.2f} s to start both)"
     )
     # Settling through Stripe costs far less processor time per invoice than the bucket's interval.
-    assert cpu / INVOICES < 0.5 / RATE
+    assert (cpu - start_up) / INVOICES < 0.5 / RATE
     assert EXPECTED_SECONDS * 0.9 <= span <= EXPECTED_SECONDS * 1.1
     assert slowest_run <= EXPECTED_SECONDS * 1.1
     localstripe_server.assert_settled_exactly_once_at_stripe(stripe_client, expected)
