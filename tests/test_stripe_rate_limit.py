@@ -94,8 +94,11 @@ def test_two_settle_processes_share_20_requests_a_second_and_finish_in_25_second
         f"{(cpu - start_up) / INVOICES * 1000:.1f} ms of processor time per invoice "
         f"(and {start_up:.2f} s to start both)"
     )
-    # Settling through Stripe costs far less processor time per invoice than the bucket's interval.
-    assert (cpu - start_up) / INVOICES < 0.5 / RATE
+    # Waiting for a turn costs no processor time: a process that spun until its turn would use a
+    # whole core for the span, 2 / RATE per invoice with half the invoices each (100 ms at 20 a
+    # second). Settling through Stripe, requests and emails included, stays far under that (about
+    # 22 ms per invoice measured, where a one-invoice step at a time is the engine's dearest way).
+    assert (cpu - start_up) / INVOICES < 0.75 / RATE
     assert EXPECTED_SECONDS * 0.9 <= span <= EXPECTED_SECONDS * 1.1
     assert slowest_run <= EXPECTED_SECONDS * 1.1
     localstripe_server.assert_settled_exactly_once_at_stripe(stripe_client, expected)

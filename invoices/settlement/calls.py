@@ -1,6 +1,7 @@
 """Gateway calls of the settlement, always outside any database transaction: one after another, or
 up to N at once on a pool of threads."""
 
+import contextlib
 import datetime
 import logging
 import queue
@@ -8,12 +9,13 @@ import threading
 from collections.abc import Callable
 
 from django.conf import settings
-from django.db import DEFAULT_DB_ALIAS, connection, connections
+from django.db import connection, connections
 from django.utils import timezone, translation
 
+from core.db import Turns, close_own_connections, database_turn
 from invoices.models import PaymentAttempt
 from payments.customers import gateway_customer_reference
-from payments.gateways import get_gateway
+from payments.gateways import calls_together, get_gateway
 from payments.gateways.base import ChargeResult, GatewayUnavailable
 from payments.models import PaymentMethod
 
@@ -43,9 +45,12 @@ def _charge_or_resolve(gateway, attempt: PaymentAttempt, *, replay: bool) -> Cha
     try:
         # The account's customer at the processor (the method's account is the invoice's): read
         # with the item when it was prepared, or else now.
-        customer = getattr(attempt, "gateway_customer", "") or gateway_customer_reference(
-            account_id=attempt.method.account_id, gateway=gateway.name
-        )
+        customer = getattr(attempt, "gateway_customer", "")
+        if not customer:
+            with database_turn():
+                customer = gateway_customer_reference(
+                    account_id=attempt.method.account_id, gateway=gateway.name
+                )
         if replay:
             # Resolve first: by the processor's reference if we learnt it, else by the attempt key.
             found = gateway.retrieve(attempt.gateway_reference) if attempt.gateway_reference else None
@@ -93,7 +98,10 @@ def _key_still_kept(gateway, attempt: PaymentAttempt) -> bool:
 
 
 def _removed_since(attempt: PaymentAttempt) -> bool:
-    return PaymentMethod.objects.filter(pk=attempt.method_id, status=PaymentMethod.Status.REMOVED).exists()
+    with database_turn():
+        return PaymentMethod.objects.filter(
+            pk=attempt.method_id, status=PaymentMethod.Status.REMOVED
+        ).exists()
 
 
 def _past_every_call(attempt: PaymentAttempt) -> bool:
@@ -120,14 +128,25 @@ def call(item: Item, lease_ok: Callable[[Item], bool] | None = None) -> Item:
     return item
 
 
+# At most this many of a pool's threads use the database at once (the rare lookups and writes of a
+# call: an account's first processor customer, a replay), however many calls are in flight.
+DATABASE_TURNS = 16
+
+
 class CallPool:
-    """Up to ``size`` gateway calls at once, on threads started as needed; each thread closes its
-    database connections when the pool shuts down."""
+    """Up to ``size`` gateway calls at once, on threads started as needed. In a pool of more than
+    ``DATABASE_TURNS`` threads, a call's database work takes a turn (``core.db``), so the calls in
+    flight hold no connection each; each thread closes its connections when the pool shuts down."""
 
     def __init__(self, size: int, replies: queue.SimpleQueue, lease_ok: Callable[[Item], bool] | None = None):
         self.size, self.replies, self.lease_ok = size, replies, lease_ok
         self.tasks: queue.SimpleQueue = queue.SimpleQueue()
         self.threads: list[threading.Thread] = []
+        # A pool no larger than that keeps its threads' connections; a larger one takes turns.
+        self.turns = Turns(DATABASE_TURNS) if size > DATABASE_TURNS else None
+        # What the gateways share among the threads (the sandbox's ledger writer), until shutdown.
+        self.together = contextlib.ExitStack()
+        self.together.enter_context(calls_together())
 
     def submit(self, item: Item) -> None:
         if len(self.threads) < self.size:
@@ -137,14 +156,14 @@ class CallPool:
         self.tasks.put(item)
 
     def _work(self) -> None:
+        if self.turns is not None:
+            self.turns.join()
         try:
             while (item := self.tasks.get()) is not None:
                 done = call(item, self.lease_ok)
-                # A call reads our database only in the rare replay (the method's status): a thread
-                # that opened a connection for it closes it, so N call threads never hold N of ours.
-                ours = connections[DEFAULT_DB_ALIAS]
-                if ours.connection is not None and ours.vendor != "sqlite":
-                    ours.close()
+                if self.turns is not None:
+                    # What a call read outside a turn is given back too: no thread keeps a connection.
+                    close_own_connections()
                 self.replies.put(done)
         finally:
             connections.close_all()
@@ -154,3 +173,4 @@ class CallPool:
             self.tasks.put(None)
         for thread in self.threads:
             thread.join()
+        self.together.close()

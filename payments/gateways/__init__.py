@@ -6,6 +6,7 @@ remembers the name of the gateway that saved it, and is charged through that one
 be loaded fails ``manage.py check`` (and so start-up) with a message naming it.
 """
 
+import contextlib
 from functools import cache
 
 from django.conf import settings
@@ -38,7 +39,11 @@ def _load(name: str, path: str) -> Gateway:
         raise ImproperlyConfigured(
             f"PAYMENT_GATEWAYS[{name!r}]: {path!r} is the {gateway.name!r} gateway, not {name!r}."
         )
+    _loaded[name] = gateway
     return gateway
+
+
+_loaded: dict[str, Gateway] = {}
 
 
 def get_gateway(name: str | None = None) -> Gateway:
@@ -51,6 +56,17 @@ def get_gateway(name: str | None = None) -> Gateway:
             f"No payment gateway called {name!r}: PAYMENT_GATEWAYS names {', '.join(sorted(paths))}."
         )
     return _load(name, paths[name])
+
+
+@contextlib.contextmanager
+def calls_together():
+    """Around calls made from many threads at once: the gateway that charges by default, and every
+    other one this process has used, may share what each call would hold on its own
+    (``Gateway.calls_together``)."""
+    with contextlib.ExitStack() as stack:
+        for gateway in {id(g): g for g in (get_gateway(), *_loaded.values())}.values():
+            stack.enter_context(gateway.calls_together())
+        yield
 
 
 @checks.register()

@@ -12,6 +12,7 @@ own that are not part of this interface.
 """
 
 import abc
+import contextlib
 import dataclasses
 import datetime
 import enum
@@ -184,6 +185,12 @@ class Gateway(abc.ABC):
     # How long the processor keeps an idempotency key after its first request (None: for ever). A call
     # repeated after that is a new charge, not a replay: an attempt that old is resolved by lookup only.
     idempotency_key_lifetime: datetime.timedelta | None = None
+
+    def calls_together(self) -> contextlib.AbstractContextManager:
+        """Open while calls are made from many threads at once (the settlement's call pool): the
+        gateway may share among them what each call would otherwise hold on its own. Nested uses
+        count; the last to close releases what was shared. By default nothing is."""
+        return contextlib.nullcontext()
 
     @abc.abstractmethod
     def customer_create(self, *, account_id: int, name: str = "", email: str = "") -> str:

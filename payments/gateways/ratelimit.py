@@ -18,6 +18,7 @@ from django.conf import settings
 from django.core.cache import caches
 from django.db import connection, connections
 
+from core.db import database_turn
 from payments.models import GatewayRateBucket
 
 REDIS_BACKENDS = frozenset({"core.cache.RedisCache", "django.core.cache.backends.redis.RedisCache"})
@@ -161,6 +162,10 @@ class DatabaseBucket(Bucket):
         self._created.add(self.name)
 
     def reserve_turn(self) -> tuple[float, float]:
+        with database_turn():  # one of many threads with calls in flight: a turn at the database
+            return self._reserve_turn()
+
+    def _reserve_turn(self) -> tuple[float, float]:
         db = self._connection()
         self._ensure_row(db)
         db.ensure_connection()

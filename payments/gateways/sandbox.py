@@ -15,6 +15,7 @@ stays pending) and SANDBOX_SLOW_REPLY_SECONDS (how slow the slow card is).
 """
 
 import contextlib
+import dataclasses
 import datetime
 import logging
 import secrets
@@ -27,8 +28,10 @@ from django.db.models import Q, Sum
 from django.utils import timezone
 
 from core.bulk import insert_rows
+from core.db import database_turn
 from payments.sandbox import events as sandbox_events
 from payments.sandbox.collection import SandboxCollection, network_delay
+from payments.sandbox.ledger import GroupWriter
 from payments.sandbox.models import SandboxCharge, SandboxFault, SandboxRefund, SandboxToken
 from payments.sandbox.numbers import (
     BAD_GATEWAY_ONCE,
@@ -213,6 +216,73 @@ def _charge_record(
     return charge, True
 
 
+@dataclasses.dataclass(frozen=True)
+class _ChargeRequest:
+    token: str
+    amount_minor: int
+    currency: str
+    idempotency_key: str
+    customer: str
+    metadata: dict[str, str]
+
+
+def _is_fault_card(method: SandboxToken | None) -> bool:
+    return method is not None and method.behaviour in ONCE_PER_KEY
+
+
+def _record_charges(requests: list[_ChargeRequest]) -> list[tuple[SandboxToken | None, SandboxCharge | None]]:
+    """Write the charges of ``requests`` (on the ledger writer's thread), in one statement: for
+    each, its token's record and the charge this call made. There is no charge for a fault card's
+    request (its first call may fail before any charge: the caller takes the way of one call at a
+    time) nor for a key already in the ledger (the caller replays that charge)."""
+    # This group's tokens from the cache, the others in one query (the cache may be cleared meanwhile
+    # by another thread: the group keeps its own).
+    methods = {token: _tokens.get(token) for token in {request.token for request in requests}}
+    unknown = [token for token, method in methods.items() if method is None]
+    if unknown:
+        fetched = {method.token: method for method in SandboxToken.objects.filter(token__in=unknown)}
+        methods.update(fetched)
+        if len(_tokens) + len(fetched) > 10_000:
+            _tokens.clear()
+        _tokens.update(fetched)
+    found, rows, keys = [], [], set()
+    for request in requests:
+        method = methods[request.token]
+        if _is_fault_card(method) or request.idempotency_key in keys:
+            found.append((method, None))
+            continue
+        keys.add(request.idempotency_key)
+        status, decline_code, clears_at = _outcome(method, currency=request.currency)
+        charge = SandboxCharge(
+            reference=f"ch_sandbox_{secrets.token_hex(12)}",
+            idempotency_key=request.idempotency_key,
+            status=status,
+            decline_code=decline_code,
+            clears_at=clears_at,
+            customer=request.customer,
+            metadata=request.metadata,
+            token=request.token,
+            amount_minor=request.amount_minor,
+            currency=request.currency,
+        )
+        rows.append(charge)
+        found.append((method, charge))
+    try:
+        insert_rows(rows)  # one statement: all of them or none
+    except IntegrityError:
+        # A key already in the ledger (a replay racing its first call, from another process): each
+        # on its own, and those that collide were not made here.
+        for charge in rows:
+            try:
+                insert_rows([charge])
+            except IntegrityError:
+                charge.pk = None
+    return [(method, charge if charge is not None and charge.pk else None) for method, charge in found]
+
+
+_ledger = GroupWriter(_record_charges, name="sandbox ledger writer")
+
+
 def _fault_after_charge(method: SandboxToken | None, *, created: bool, timeout: float) -> None:
     behaviour = method.behaviour if method else ""
     if behaviour == REPLY_LOST and created:
@@ -275,6 +345,23 @@ def _after_cursor(cursor: str) -> Q:
 class SandboxGateway(SandboxCollection, Gateway):
     name = "sandbox"
 
+    @contextlib.contextmanager
+    def calls_together(self):
+        """Charges made meanwhile are written by the ledger's writer, together (on PostgreSQL)."""
+        _ledger.open()
+        try:
+            yield
+        finally:
+            _ledger.close()
+
+    @staticmethod
+    def _writes_together() -> bool:
+        """Whether this call's charge goes to the ledger's writer: one is running, and this thread
+        holds no transaction on the ledger that the writer's own connection could not see into
+        (a test's). SQLite keeps one writer at a time anyway: each call writes its own."""
+        own = transaction.get_connection(SANDBOX_DB)
+        return _ledger.running and own.vendor == "postgresql" and not own.in_atomic_block
+
     # Charges.
 
     def charge(
@@ -293,19 +380,34 @@ class SandboxGateway(SandboxCollection, Gateway):
         _check_amount(amount_minor)
         _check_idempotency_key(idempotency_key)
         params = {"token": method_token, "amount_minor": amount_minor, "currency": _check_currency(currency)}
-        method = _token(method_token)
-        if method is not None and method.behaviour in ONCE_PER_KEY:
-            charge = SandboxCharge.objects.filter(idempotency_key=idempotency_key).first()
-            if charge is None:
-                _fault_before_charge(method, idempotency_key=idempotency_key, timeout=timeout)
-        else:
-            charge = None  # a repeated key is found when the insert collides
-        if charge is not None:
-            charge, created = _replay(charge, **params), False
-        else:
-            charge, created = _charge_record(
-                method, idempotency_key=idempotency_key, customer=customer, metadata=metadata, **params
+        charge, created, collided = None, False, False
+        if self._writes_together():
+            method, charge = _ledger.submit(
+                _ChargeRequest(
+                    idempotency_key=idempotency_key,
+                    customer=customer,
+                    metadata={str(k): str(v) for k, v in metadata.items()},
+                    **params,
+                )
             )
+            created = charge is not None
+            collided = charge is None and not _is_fault_card(method)  # the key was in the ledger
+        else:
+            with database_turn():
+                method = _token(method_token)
+        if charge is None:
+            # The ledger read or written by this call itself: a replay, a fault card, one call at a
+            # time (a call of the settlement's pool waits for a turn at the database for it).
+            with database_turn():
+                charge, created = self._charge_alone(
+                    method,
+                    idempotency_key=idempotency_key,
+                    customer=customer,
+                    metadata=metadata,
+                    timeout=timeout,
+                    params=params,
+                    look_first=collided or _is_fault_card(method),
+                )
         logger.info(
             "Charge %s on %s for %s %s: %s %s",
             charge.reference,
@@ -321,12 +423,29 @@ class SandboxGateway(SandboxCollection, Gateway):
             on_reference(charge.reference)
         return _result(charge)
 
+    @staticmethod
+    def _charge_alone(
+        method, *, idempotency_key, customer, metadata, timeout, params, look_first
+    ) -> tuple[SandboxCharge, bool]:
+        """The charge for the key and whether this call made it. A fault card's first call may fail
+        before any charge, so its key is looked up first; so is one the writer found taken."""
+        if look_first:
+            existing = SandboxCharge.objects.filter(idempotency_key=idempotency_key).first()
+            if existing is not None:
+                return _replay(existing, **params), False
+            _fault_before_charge(method, idempotency_key=idempotency_key, timeout=timeout)
+        # A key repeated meanwhile is found when the insert collides.
+        return _charge_record(
+            method, idempotency_key=idempotency_key, customer=customer, metadata=metadata, **params
+        )
+
     def retrieve(self, reference: str) -> ChargeResult | None:
         network_delay()
         if not reference:
             raise GatewayError("Retrieve a charge by its reference.")
-        charge = SandboxCharge.objects.filter(reference=reference).first()
-        return _result(_clear_if_due(charge)) if charge else None
+        with database_turn():
+            charge = SandboxCharge.objects.filter(reference=reference).first()
+            return _result(_clear_if_due(charge)) if charge else None
 
     def parse_event(self, body: bytes, headers) -> GatewayEvent:
         return sandbox_events.event_parse(body, headers)
@@ -343,8 +462,9 @@ class SandboxGateway(SandboxCollection, Gateway):
         network_delay()
         if not idempotency_key:
             raise GatewayError("Find a charge by its idempotency key.")
-        charge = SandboxCharge.objects.filter(idempotency_key=idempotency_key).first()
-        return _result(_clear_if_due(charge)) if charge else None
+        with database_turn():
+            charge = SandboxCharge.objects.filter(idempotency_key=idempotency_key).first()
+            return _result(_clear_if_due(charge)) if charge else None
 
     def list_charges(
         self, *, since: datetime.datetime | None = None, cursor: str = "", limit: int = 100

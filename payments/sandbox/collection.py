@@ -14,6 +14,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils.translation import gettext as _
 
+from core.db import database_turn
 from payments.gateways import validation
 from payments.gateways.base import InvalidPaymentDetails, SavedMethod, SetupSession, TokenizedMethod
 
@@ -70,7 +71,7 @@ class SandboxCollection:
     def customer_create(self, *, account_id: int, name: str = "", email: str = "") -> str:
         network_delay()
         reference = f"cus_sandbox_{secrets.token_hex(12)}"
-        with transaction.atomic(using=SANDBOX_DB):
+        with database_turn(), transaction.atomic(using=SANDBOX_DB):
             SandboxCustomer.objects.create(reference=reference, metadata={"account": str(account_id)})
         logger.info("Customer %s for account %s", reference, account_id)
         return reference
