@@ -175,7 +175,13 @@ def main() -> None:
     parser.add_argument("--invoices", type=int, default=10_000)
     parser.add_argument("--processes", type=int, default=1)
     parser.add_argument("--latency-ms", type=int, default=0)
-    parser.add_argument("--concurrency", type=int, default=1)
+    parser.add_argument(
+        "--concurrency",
+        type=int,
+        default=16,
+        help="gateway calls in flight per process (default %(default)s: the sandbox's ledger then writes "
+        "the charges of calls made at once together, as a processor would)",
+    )
     parser.add_argument("--pgbench-seconds", type=int, default=15)
     parser.add_argument(
         "--mix",

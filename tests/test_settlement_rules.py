@@ -11,7 +11,8 @@ from collections import Counter
 import pytest
 import time_machine
 from django.core.management import call_command
-from django.db import connections
+from django.db import connection, connections
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from invoices.models import Invoice, PaymentAttempt, SettlementRun
@@ -311,3 +312,37 @@ def test_reconcile_exits_one_on_a_planted_real_difference():
     assert exit_info.value.code == 1
     [difference] = json.loads(out.getvalue())["differences"]
     assert (difference["kind"], difference["invoice"]) == ("charged_not_recorded", invoice.number)
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_a_step_that_blocks_a_card_locks_the_methods_it_counts_on_before_it_writes_one():
+    """Two runs blocking a card of an account and counting its others must take the methods' row
+    locks in one order, or each waits on the other (a deadlock, and a failed step): the step locks
+    them together, ordered, before it writes the block."""
+    account = AccountFactory(currency="USD")
+    lost = utils.add_card(account, utils.LOST_CARD)
+    utils.add_card(account, utils.SUCCEEDS)
+    _due_invoices(account, 2)
+
+    with CaptureQueriesContext(connection) as queries:
+        settlement_run()
+
+    lost.refresh_from_db()
+    assert lost.blocked_at is not None
+    statements = [query["sql"] for query in queries.captured_queries]
+    method_writes = [
+        i for i, sql in enumerate(statements) if sql.startswith('UPDATE "payments_paymentmethod"')
+    ]
+    method_locks = [
+        i
+        for i, sql in enumerate(statements)
+        if 'FROM "payments_paymentmethod"' in sql and sql.rstrip().endswith("FOR UPDATE")
+    ]
+    # Each step's transaction opens with its fence (the invoices' rows, locked).
+    fences = [
+        i for i, sql in enumerate(statements) if 'FROM "invoices_invoice"' in sql and "FOR UPDATE" in sql
+    ]
+    assert method_writes and fences
+    step_began = max(i for i in fences if i < method_writes[0])
+    assert any(step_began < i < method_writes[0] for i in method_locks), "locked in order first, then written"

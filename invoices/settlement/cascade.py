@@ -111,15 +111,21 @@ class Cascade:
                         self._record(item, step)
             if step.attempt_updates:
                 update_rows(step.attempt_updates, transitions.ATTEMPT_OUTCOME_FIELDS)
-            for attempt in step.blocks:
-                PaymentMethod.objects.filter(pk=attempt.method_id, blocked_at__isnull=True).update(
-                    blocked_at=step.now, blocked_reason=attempt.decline_code
-                )
             # Fresh rows of the methods the invoices still going may start: one removed or blocked
             # since the claim is skipped, not charged.
             wanted = {
                 s.method.pk for item in held if item.result is None for s in item.plan if not s.skip_reason
             }
+            if step.blocks:
+                # Every method row the step writes or counts on is locked first, in one order: two
+                # runs blocking and counting methods of one account never wait on each other.
+                blocked = {attempt.method_id for attempt in step.blocks}
+                locking = PaymentMethod.objects.select_for_update().filter(pk__in=blocked | wanted)
+                list(locking.order_by("pk").values_list("pk", flat=True))
+                for attempt in step.blocks:
+                    PaymentMethod.objects.filter(pk=attempt.method_id, blocked_at__isnull=True).update(
+                        blocked_at=step.now, blocked_reason=attempt.decline_code
+                    )
             if wanted:
                 # Locked, in one order, so concurrent runs count each method's attempts one after
                 # another: the card networks' re-attempt cap holds across every run.
