@@ -4,19 +4,21 @@ a declined card costs one decline per run, killed runs are taken over quickly an
 import datetime
 import json
 import random
+import re
 import signal
+import threading
 import time
 from collections import Counter
 
 import pytest
 import time_machine
 from django.core.management import call_command
-from django.db import connection, connections
+from django.db import OperationalError, connection, connections, transaction
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from invoices.models import Invoice, PaymentAttempt, SettlementRun
-from invoices.settlement import settlement_run
+from invoices.settlement import cascade, settlement_run
 from invoices.settlement.keeper import runs_mark_interrupted
 from tests import utils
 from tests.factories import AccountFactory, InvoiceFactory
@@ -337,7 +339,7 @@ def test_a_step_that_blocks_a_card_locks_the_methods_it_counts_on_before_it_writ
     method_locks = [
         i
         for i, sql in enumerate(statements)
-        if 'FROM "payments_paymentmethod"' in sql and sql.rstrip().endswith("FOR UPDATE")
+        if 'FROM "payments_paymentmethod"' in sql and re.search(r"FOR (NO KEY )?UPDATE$", sql.rstrip())
     ]
     # Each step's transaction opens with its fence (the invoices' rows, locked).
     fences = [
@@ -346,3 +348,46 @@ def test_a_step_that_blocks_a_card_locks_the_methods_it_counts_on_before_it_writ
     assert method_writes and fences
     step_began = max(i for i in fences if i < method_writes[0])
     assert any(step_began < i < method_writes[0] for i in method_locks), "locked in order first, then written"
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_another_runs_writes_naming_a_method_do_not_wait_on_a_steps_method_locks(monkeypatch):
+    """While a step holds its methods' row locks (counting their attempts), another run's step
+    writes rows that name those methods (an invoice paid by one, an attempt on one): their foreign-
+    key checks must not wait on the locks. Waiting both ways, two runs deadlocked."""
+    account = AccountFactory(currency="USD")
+    card = utils.add_card(account, utils.SUCCEEDS)
+    _due_invoices(account, 1)
+    elsewhere = InvoiceFactory(account=account, next_attempt_at=timezone.now() + datetime.timedelta(days=9))
+    waited = []
+
+    def another_run_writes():
+        try:
+            with transaction.atomic(), connection.cursor() as cursor:
+                cursor.execute("SET LOCAL lock_timeout = '2s'")
+                # The checks run at commit as Django defers them; here at the statement, then undone.
+                cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
+                cursor.execute(
+                    "UPDATE invoices_invoice SET paid_by_method_id = %s WHERE id = %s",
+                    [card.pk, elsewhere.pk],
+                )
+                transaction.set_rollback(True)
+        except OperationalError as exc:
+            waited.append(exc)
+        finally:
+            connections.close_all()
+
+    counts = cascade.recent_attempt_counts
+
+    def counting_meanwhile(**kwargs):
+        other = threading.Thread(target=another_run_writes)
+        other.start()
+        other.join()
+        return counts(**kwargs)
+
+    monkeypatch.setattr(cascade, "recent_attempt_counts", counting_meanwhile)
+    settlement_run()
+
+    assert not waited, waited
+    assert Invoice.objects.filter(account=account, status=Invoice.Status.PAID).count() == 1

@@ -118,9 +118,11 @@ class Cascade:
             }
             if step.blocks:
                 # Every method row the step writes or counts on is locked first, in one order: two
-                # runs blocking and counting methods of one account never wait on each other.
+                # runs blocking and counting methods of one account never wait on each other. (NO
+                # KEY: the foreign-key checks of the rows naming a method, which take a share of
+                # its key, do not wait on these locks, so they make no cycle with them either.)
                 blocked = {attempt.method_id for attempt in step.blocks}
-                locking = PaymentMethod.objects.select_for_update().filter(pk__in=blocked | wanted)
+                locking = PaymentMethod.objects.select_for_update(no_key=True).filter(pk__in=blocked | wanted)
                 list(locking.order_by("pk").values_list("pk", flat=True))
                 for attempt in step.blocks:
                     PaymentMethod.objects.filter(pk=attempt.method_id, blocked_at__isnull=True).update(
@@ -131,7 +133,9 @@ class Cascade:
                 # another: the card networks' re-attempt cap holds across every run.
                 step.methods = {
                     m.pk: m
-                    for m in PaymentMethod.objects.select_for_update().filter(pk__in=wanted).order_by("pk")
+                    for m in PaymentMethod.objects.select_for_update(no_key=True)
+                    .filter(pk__in=wanted)
+                    .order_by("pk")
                 }
                 step.recent_counts = recent_attempt_counts(method_ids=wanted, as_of=self.as_of)
             # Invoices already on their way go first, then new ones.
@@ -424,7 +428,8 @@ class Cascade:
 def accounts_follow(standings: dict[int, list[tuple[str, Invoice]]]) -> None:
     """Each account follows its invoices (see ``transitions.account_status_after``), in the
     caller's transaction; ``standings`` lists, per account, what its invoices' transitions meant."""
-    accounts = Account.objects.select_for_update().filter(pk__in=list(standings)).order_by("pk")
+    # NO KEY: the foreign-key checks of rows naming the account (attempts, audit) need not wait.
+    accounts = Account.objects.select_for_update(no_key=True).filter(pk__in=list(standings)).order_by("pk")
     for account in accounts:
         changes = standings[account.pk]
         status = transitions.account_status_after(
