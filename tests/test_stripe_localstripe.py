@@ -98,7 +98,9 @@ def test_localstripes_signed_webhooks_are_taken_by_the_stripe_endpoint(
             for event in WebhookEvent.objects.filter(gateway="stripe", type__startswith="payment_intent.")
             if event.payload["data"]["object"].get("metadata", {}).get("invoice") == invoice.number
         }
-        if wanted <= set(stored) or time.monotonic() > deadline:
+        # An event is stored before it is processed: wait for both deliveries' outcomes too.
+        processed = all(event.outcome for event in stored.values())
+        if (wanted <= set(stored) and processed) or time.monotonic() > deadline:
             break
         time.sleep(0.2)
     assert wanted <= set(stored), f"localstripe delivered {sorted(stored)}"
