@@ -18,8 +18,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from accounts.models import Account, AuditEvent
-from accounts.services import account_set_status
+from accounts.models import AuditEvent
 from core.bulk import insert_rows, update_rows
 from invoices import transitions
 from invoices.models import Invoice, PaymentAttempt, SettlementRun
@@ -32,6 +31,7 @@ from . import emails
 from .items import NO_REPLY, Item, LeaseExpired, NotCharged
 from .outcomes import InvoiceResult, Outcome, final_message, paid_result, stopped_message
 from .plan import PlanStep, recent_attempt_counts
+from .standing import accounts_follow
 
 logger = logging.getLogger("invoices.settlement")
 Status = PaymentAttempt.Status
@@ -423,34 +423,3 @@ class Cascade:
             skipped=item.skipped,
             message=final_message(outcome, had_methods=bool(item.order)),
         )
-
-
-def accounts_follow(standings: dict[int, list[tuple[str, Invoice]]]) -> None:
-    """Each account follows its invoices (see ``transitions.account_status_after``), in the
-    caller's transaction; ``standings`` lists, per account, what its invoices' transitions meant."""
-    # NO KEY: the foreign-key checks of rows naming the account (attempts, audit) need not wait.
-    accounts = Account.objects.select_for_update(no_key=True).filter(pk__in=list(standings)).order_by("pk")
-    for account in accounts:
-        changes = standings[account.pk]
-        status = transitions.account_status_after(
-            account=account,
-            standings={standing for standing, _invoice in changes},
-            has_past_due=lambda account=account: Invoice.objects.filter(
-                account=account, status=Invoice.Status.PAST_DUE
-            ).exists(),
-        )
-        if status is None:
-            continue
-        if status == Account.Status.SUSPENDED:
-            invoice = next(i for s, i in changes if s == AccountStanding.UNCOLLECTIBLE)
-            reason = f"invoice {invoice.number} uncollectible"
-        elif status == Account.Status.PAST_DUE:
-            invoice = next(i for s, i in changes if s == AccountStanding.PAST_DUE)
-            reason = f"invoice {invoice.number} past due"
-        else:
-            invoice, reason = None, "payment received"  # a later payment restores an account
-        changed = account_set_status(
-            account=account, status=status, actor_label=transitions.SETTLEMENT_ACTOR, reason=reason
-        )
-        if changed and status == Account.Status.SUSPENDED:
-            notification_queue_many([emails.account_suspended(invoice=invoice)])

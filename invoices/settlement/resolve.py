@@ -13,7 +13,7 @@ from payments.gateways.base import ChargeResult
 from payments.models import PaymentMethod
 
 from . import emails
-from .cascade import accounts_follow
+from .standing import accounts_follow
 
 logger = logging.getLogger("invoices.settlement")
 Status = PaymentAttempt.Status

@@ -178,6 +178,32 @@ def _fault_before_charge(method: SandboxToken | None, *, idempotency_key: str, t
     raise GatewayUnavailable("502 Bad Gateway")
 
 
+def _new_charge(
+    method: SandboxToken | None,
+    *,
+    idempotency_key: str,
+    customer: str,
+    metadata: Mapping[str, str],
+    token: str,
+    amount_minor: int,
+    currency: str,
+) -> SandboxCharge:
+    """The unsaved charge a call for ``method`` makes, with the outcome its behaviour gives."""
+    status, decline_code, clears_at = _outcome(method, currency=currency)
+    return SandboxCharge(
+        reference=f"ch_sandbox_{secrets.token_hex(12)}",
+        idempotency_key=idempotency_key,
+        status=status,
+        decline_code=decline_code,
+        clears_at=clears_at,
+        customer=customer,
+        metadata={str(k): str(v) for k, v in metadata.items()},
+        token=token,
+        amount_minor=amount_minor,
+        currency=currency,
+    )
+
+
 def _charge_record(
     method: SandboxToken | None,
     *,
@@ -189,27 +215,14 @@ def _charge_record(
     currency: str,
 ) -> tuple[SandboxCharge, bool]:
     """The charge for this key, and whether this call made it."""
-    status, decline_code, clears_at = _outcome(method, currency=currency)
     params = {"token": token, "amount_minor": amount_minor, "currency": currency}
+    new = _new_charge(method, idempotency_key=idempotency_key, customer=customer, metadata=metadata, **params)
     # On its own, one INSERT is one transaction; inside a caller's transaction (tests), a savepoint
     # keeps a collision from spoiling it.
     in_transaction = transaction.get_connection(SANDBOX_DB).in_atomic_block
     try:
         with transaction.atomic(using=SANDBOX_DB) if in_transaction else contextlib.nullcontext():
-            [charge] = insert_rows(
-                [
-                    SandboxCharge(
-                        reference=f"ch_sandbox_{secrets.token_hex(12)}",
-                        idempotency_key=idempotency_key,
-                        status=status,
-                        decline_code=decline_code,
-                        clears_at=clears_at,
-                        customer=customer,
-                        metadata={str(k): str(v) for k, v in metadata.items()},
-                        **params,
-                    )
-                ]
-            )
+            [charge] = insert_rows([new])
     except IntegrityError:
         # Another call with this key inserted first: its charge is the one, ours never happened.
         return _replay(SandboxCharge.objects.get(idempotency_key=idempotency_key), **params), False
@@ -252,19 +265,7 @@ def _record_charges(requests: list[_ChargeRequest]) -> list[tuple[SandboxToken |
             found.append((method, None))
             continue
         keys.add(request.idempotency_key)
-        status, decline_code, clears_at = _outcome(method, currency=request.currency)
-        charge = SandboxCharge(
-            reference=f"ch_sandbox_{secrets.token_hex(12)}",
-            idempotency_key=request.idempotency_key,
-            status=status,
-            decline_code=decline_code,
-            clears_at=clears_at,
-            customer=request.customer,
-            metadata=request.metadata,
-            token=request.token,
-            amount_minor=request.amount_minor,
-            currency=request.currency,
-        )
+        charge = _new_charge(method, **dataclasses.asdict(request))
         rows.append(charge)
         found.append((method, charge))
     try:
