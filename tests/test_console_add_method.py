@@ -9,7 +9,7 @@ from django.core.management import call_command
 from django.urls import reverse
 
 from accounts.models import Membership
-from payments import views as payment_views
+from payments import services
 from payments.gateways.base import InvalidPaymentDetails
 from payments.models import GatewayCustomer, PaymentMethod
 from payments.sandbox.models import SandboxToken
@@ -84,7 +84,7 @@ def test_a_gateway_refusal_lands_on_the_field_it_names(client, owner, monkeypatc
     def refuse(**kwargs):
         raise InvalidPaymentDetails("The bank says this expiry is wrong.", field="exp_year")
 
-    monkeypatch.setattr(payment_views.services, "payment_method_tokenize_card", refuse)
+    monkeypatch.setattr(services, "payment_method_tokenize_card", refuse)
     response = _add_card(client)
     assert response.status_code == 200
     assert response.context["form"].errors == {"expiry": ["The bank says this expiry is wrong."]}
