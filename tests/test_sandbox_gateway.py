@@ -25,7 +25,7 @@ from payments.gateways.base import (
     LedgerEntry,
 )
 from payments.gateways.sandbox import SandboxGateway
-from payments.sandbox import numbers
+from payments.sandbox import charges, numbers
 from payments.sandbox.models import SandboxCharge, SandboxFault, SandboxRefund, SandboxToken
 
 pytestmark = pytest.mark.django_db
@@ -46,7 +46,7 @@ def gateway():
 def sleeps(monkeypatch):
     """Every time.sleep the gateway asks for, in seconds, without waiting."""
     calls = []
-    monkeypatch.setattr(sandbox.time, "sleep", calls.append)
+    monkeypatch.setattr(charges.time, "sleep", calls.append)
     return calls
 
 
@@ -253,7 +253,7 @@ def test_the_same_key_with_other_parameters_is_a_conflict(gateway, other):
 def test_a_call_that_loses_the_insert_race_returns_the_winners_charge(gateway, monkeypatch, amount, conflict):
     """Another process commits a charge for the key between our look and our insert."""
     token = card(gateway).token
-    real_outcome = sandbox._outcome
+    real_outcome = charges.charge_outcome
 
     def winner_commits_first(method, *, currency):
         SandboxCharge.objects.create(
@@ -266,7 +266,7 @@ def test_a_call_that_loses_the_insert_race_returns_the_winners_charge(gateway, m
         )
         return real_outcome(method, currency=currency)
 
-    monkeypatch.setattr(sandbox, "_outcome", winner_commits_first)
+    monkeypatch.setattr(charges, "charge_outcome", winner_commits_first)
     if conflict:
         with pytest.raises(IdempotencyConflict):
             pay(gateway, token)
@@ -556,14 +556,14 @@ def _race(gateway, calls):
 def test_two_calls_racing_on_one_key_make_one_charge(gateway, monkeypatch, amounts, conflicts):
     token = card(gateway).token
     barrier = threading.Barrier(2, timeout=10)
-    real_outcome = sandbox._outcome
+    real_outcome = charges.charge_outcome
 
     def outcome_once_both_have_looked(method, *, currency):
         # Both calls have found no charge for the key; now both insert.
         barrier.wait()
         return real_outcome(method, currency=currency)
 
-    monkeypatch.setattr(sandbox, "_outcome", outcome_once_both_have_looked)
+    monkeypatch.setattr(charges, "charge_outcome", outcome_once_both_have_looked)
     outcomes = _race(gateway, [lambda a=a: pay(gateway, token, key="race", amount=a) for a in amounts])
     assert SandboxCharge.objects.filter(idempotency_key="race").count() == 1
     results = [o for o in outcomes if not isinstance(o, Exception)]
