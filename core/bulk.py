@@ -10,8 +10,10 @@ Only quoted names from the models' metadata are formatted into the SQL; every va
 """
 
 import datetime
+import operator
 
 from django.db import connections, router
+from django.db.models import Field
 from django.utils import timezone
 
 ROWS_PER_STATEMENT = 500  # SQLite: it caps the number of parameters in a statement
@@ -30,9 +32,10 @@ def _chunks(rows: list, connection) -> list[list]:
 def _source(columns, rows: list[list], connection) -> tuple[str, list]:
     """A SELECT of ``rows`` (each a list of Python values, one per column), and its parameters."""
     if connection.vendor == "postgresql" and len(rows) > 1:
-        arrays = [
-            [field.get_db_prep_save(row[i], connection) for row in rows] for i, field in enumerate(columns)
-        ]
+        arrays = []
+        for i, field in enumerate(columns):
+            plain = _PLAIN_VALUES.get(field.get_internal_type())
+            arrays.append([_as_written(field, plain, row[i], connection) for row in rows])
         casts = ", ".join(f"%s::{field.cast_db_type(connection)}[]" for field in columns)
         return f"SELECT * FROM UNNEST({casts})", arrays  # noqa: S608
     if connection.vendor == "postgresql":
@@ -46,6 +49,14 @@ def _source(columns, rows: list[list], connection) -> tuple[str, list]:
         for field, value in zip(columns, values, strict=True)
     ]
     return "VALUES " + ", ".join([row] * len(rows)), params
+
+
+def _reader(field):
+    """What ``save`` would write to ``field`` of an unsaved object: ``pre_save`` where the field
+    has one of its own (``auto_now_add``, files), else the attribute as it is."""
+    if type(field).pre_save is Field.pre_save:
+        return operator.attrgetter(field.attname)
+    return lambda obj: field.pre_save(obj, add=True)
 
 
 def update_rows(objs, fields: list[str]) -> int:
@@ -94,10 +105,9 @@ def insert_rows(objs) -> list:
     quote = connection.ops.quote_name
     columns = [field for field in meta.concrete_fields if field is not meta.pk]
     names = ", ".join(quote(field.column) for field in columns)
+    readers = [_reader(field) for field in columns]
     for chunk in _chunks(objs, connection):
-        source, params = _source(
-            columns, [[field.pre_save(obj, add=True) for field in columns] for obj in chunk], connection
-        )
+        source, params = _source(columns, [[read(obj) for read in readers] for obj in chunk], connection)
         sql = f"INSERT INTO {quote(meta.db_table)} ({names}) {source} RETURNING {quote(meta.pk.column)}"
         with connection.cursor() as cursor:
             cursor.execute(sql, params)
