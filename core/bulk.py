@@ -36,7 +36,10 @@ def _source(columns, rows: list[list], connection) -> tuple[str, list]:
         for i, field in enumerate(columns):
             plain = _PLAIN_VALUES.get(field.get_internal_type())
             arrays.append([_as_written(field, plain, row[i], connection) for row in rows])
-        casts = ", ".join(f"%s::{field.cast_db_type(connection)}[]" for field in columns)
+        # In binary where the parameters are bound on the server: the driver packs a binary array
+        # in a fraction of the time it spends quoting and escaping each element of a text one.
+        mark = "%b" if connection.settings_dict["OPTIONS"].get("server_side_binding") else "%s"
+        casts = ", ".join(f"{mark}::{field.cast_db_type(connection)}[]" for field in columns)
         return f"SELECT * FROM UNNEST({casts})", arrays  # noqa: S608
     if connection.vendor == "postgresql":
         # A parameter in VALUES has no type of its own: say which, or NULLs and dates fail.
