@@ -8,6 +8,8 @@ from django.urls import reverse
 from django.utils import timezone
 
 from accounts.models import AuditEvent, Membership, Profile
+from billing_console.views.verdict import PLANNED_INVOICES
+from core.money import format_money
 from invoices.models import Invoice, PaymentAttempt
 from tests.factories import (
     AccountFactory,
@@ -85,6 +87,23 @@ def test_dashboard_without_any_method(client, owner):
     body = _page(client, "dashboard")
     assert "There is no payment method in your charge order" in body
     assert reverse("payment_method_add", args=["card"]) in body
+
+
+@pytest.mark.parametrize("open_invoices", [3, PLANNED_INVOICES, PLANNED_INVOICES + 1, PLANNED_INVOICES + 7])
+def test_dashboard_amount_due_adds_up_every_open_invoice_per_currency(client, owner, open_invoices):
+    """Up to PLANNED_INVOICES the total is added up from the verdict's invoices, beyond that by the
+    database: the same totals either way, and uncollectible or void invoices count in neither."""
+    account = owner.account
+    for n in range(open_invoices):
+        InvoiceFactory(account=account, currency="USD", amount_minor=100_00 + n, status=Invoice.Status.OPEN)
+    InvoiceFactory(account=account, currency="EUR", amount_minor=7_00, status=Invoice.Status.PAST_DUE)
+    InvoiceFactory(account=account, currency="USD", amount_minor=999_00, status=Invoice.Status.UNCOLLECTIBLE)
+    InvoiceFactory(account=account, currency="USD", amount_minor=888_00, status=Invoice.Status.VOID)
+    usd = sum(100_00 + n for n in range(open_invoices))
+    body = _page(client, "dashboard")
+    assert f'<p class="stat__value">{format_money(usd, "USD")}</p>' in body
+    assert '<p class="stat__value">€7.00</p>' in body
+    assert f"{open_invoices + 1} unpaid invoices" in body
 
 
 @pytest.mark.parametrize(

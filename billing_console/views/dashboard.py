@@ -16,7 +16,7 @@ from payments.expiry import EXPIRY_WARNING_DAYS
 from payments.models import PaymentMethod
 from payments.selectors import charge_order_entries
 
-from .verdict import account_verdict, next_due_among, planned_invoices
+from .verdict import PLANNED_INVOICES, account_verdict, next_due_among, planned_invoices
 
 # What PaymentMethod.label reads.
 METHOD_LABEL_FIELDS = ("kind", "brand", "last4", "bank_name")
@@ -125,6 +125,29 @@ def dashboard_warnings(*, account, can_manage: bool, order, today: datetime.date
     return warnings
 
 
+def amount_due_by_currency(invoices, *, planned: list[Invoice]) -> list[dict]:
+    """What is due per currency (``currency``, ``total``, ``count``), by currency: added up from
+    ``planned`` (``verdict.planned_invoices``) when they are every open invoice, else by the
+    database."""
+    if len(planned) <= PLANNED_INVOICES:
+        rows = [
+            {"currency": invoice.currency, "total": invoice.amount_minor, "count": 1} for invoice in planned
+        ]
+    else:
+        rows = (
+            invoices.collectable()
+            .values("currency")
+            .annotate(total=Sum("amount_minor"), count=Count("pk"))
+            .order_by("currency")
+        )
+    due = {}
+    for row in rows:
+        total = due.setdefault(row["currency"], {"currency": row["currency"], "total": 0, "count": 0})
+        total["total"] += row["total"]
+        total["count"] += row["count"]
+    return [due[currency] for currency in sorted(due)]
+
+
 class DashboardView(ConsolePage):
     template_name = "console/dashboard.html"
     page_title = gettext_lazy("Dashboard")
@@ -135,27 +158,17 @@ class DashboardView(ConsolePage):
         account = self.account
         today = timezone.localdate()
         invoices = scoped(Invoice.objects, account=account)
-        # What is due per currency.
-        due = {}
-        for row in (
-            invoices.collectable()
-            .values("currency")
-            .annotate(total=Sum("amount_minor"), count=Count("pk"))
-            .order_by("currency")
-        ):
-            total = due.setdefault(row["currency"], {"currency": row["currency"], "total": 0, "count": 0})
-            total["total"] += row["total"]
-            total["count"] += row["count"]
-        amount_due = [due[currency] for currency in sorted(due)]
+        # The verdict's invoices also tell which one is due next, and when they are all the open
+        # invoices, what is due (the summary shows no more of them).
+        planned = planned_invoices(account=account)
+        amount_due = amount_due_by_currency(invoices, planned=planned)
         order = charge_order_entries(account=account)
         summaries = invoices.only(*SUMMARY_FIELDS).with_in_flight()
         can_manage = self.membership.can_manage
-        # The verdict's invoices also tell which one is due next (the summary shows no more of it).
-        planned = planned_invoices(account=account)
         verdict = account_verdict(
             account=account, can_manage=can_manage, order=order, today=today, alert=Alert, planned=planned
         )
-        next_due = next_due_among(planned) if due else None
+        next_due = next_due_among(planned) if amount_due else None
         if next_due is False:
             next_due = summaries.collectable().order_by("due_on", "pk").first()
         context.update(

@@ -113,7 +113,7 @@ def items_prepare(
     leaves out the methods that already declined an invoice in its current retry round."""
     if not invoices:
         return []
-    inputs = plan_inputs(invoices=invoices, as_of=as_of, order=order)
+    inputs = plan_inputs(invoices=invoices, as_of=as_of, order=order, sequences=True)
     customers: dict[int, dict[str, str]] = {}
     for account_id, gateway, reference in GatewayCustomer.objects.filter(
         account_id__in={invoice.account_id for invoice in invoices}

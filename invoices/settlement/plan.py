@@ -129,7 +129,7 @@ class PlanInputs:
     unresolved: dict[int, list[PaymentAttempt]]  # by invoice, oldest first
     declined: dict[int, frozenset[int]]  # by invoice: methods that declined it in this round
     last_declined: dict[int, int]  # by invoice: the method that declined it last in this round
-    last_sequence: dict[int, int]  # by invoice
+    last_sequence: dict[int, int]  # by invoice; read only when asked for (``sequences``)
 
     def order_for(self, invoice: Invoice) -> list[tuple[int | None, PaymentMethod]]:
         return self.orders.get(invoice.account_id, [])
@@ -150,12 +150,14 @@ def plan_inputs(
     invoices: list[Invoice],
     as_of: datetime.datetime,
     order: list[tuple[int | None, PaymentMethod]] | None = None,
+    sequences: bool = False,
 ) -> PlanInputs:
     """What the plans of ``invoices`` need: their charge orders (or ``order`` for every one), the
-    recent charges of those methods, unresolved attempts, the methods each already tried and saw
-    declined in its current retry round, and the last attempt numbers. The one reader behind the
-    settlement engine, the dry run, and the console's preview, verdict and Pay now choices
-    (``eligibility``)."""
+    recent charges of those methods, unresolved attempts, and the methods each already tried and
+    saw declined in its current retry round; with ``sequences``, also their last attempt numbers
+    (what a run that records attempts needs, and a page that only shows plans does not). The one
+    reader behind the settlement engine, the dry run, and the console's preview, verdict and Pay
+    now choices (``eligibility``)."""
     ids = [invoice.pk for invoice in invoices if invoice.pk is not None]  # an unsaved one has no history
     if order is not None:
         orders = {invoice.account_id: order for invoice in invoices}
@@ -183,6 +185,7 @@ def plan_inputs(
             ):
                 declined[attempt.invoice_id].add(attempt.method_id)
                 last_declined[attempt.invoice_id] = attempt.method_id
+    if ids and sequences:
         last_sequence = dict(
             PaymentAttempt.objects.filter(invoice_id__in=ids)
             .values("invoice_id")
