@@ -30,6 +30,21 @@ from .timeline import Request, attempt_timeline
 ON_REQUEST = (AuditEvent.Action.PAY_NOW, AuditEvent.Action.INVOICE_RETRIED)
 
 
+# What a row of the list shows, and what its method's label is made of.
+LIST_FIELDS = (
+    "id",
+    "number",
+    "description",
+    "currency",
+    "amount_minor",
+    "issued_on",
+    "due_on",
+    "status",
+    "paid_by_backup",
+    *(f"paid_by_method__{name}" for name in ("kind", "brand", "last4", "bank_name")),
+)
+
+
 class InvoiceFilterForm(forms.Form):
     status = forms.ChoiceField(
         label=gettext_lazy("Status"),
@@ -47,7 +62,9 @@ class InvoiceListView(MemberPage, TemplateView):
     def get_context_data(self, **kwargs):
         context = super().get_context_data(**kwargs)
         form = InvoiceFilterForm(self.request.GET or None)
-        invoices = scoped(Invoice.objects.select_related("paid_by_method"), account=self.account)
+        invoices = scoped(Invoice.objects.select_related("paid_by_method"), account=self.account).only(
+            *LIST_FIELDS
+        )
         status = form.cleaned_data.get("status") if form.is_valid() else ""
         if status:
             invoices = invoices.filter(status=status)
@@ -58,6 +75,7 @@ class InvoiceListView(MemberPage, TemplateView):
             filter_form=form,
             status=status,
             status_tabs=[("", _("All"))] + [(v, str(label)) for v, label in Invoice.Status.choices],
+            status_choices=form.fields["status"].choices,
             page_obj=page,
             invoices=page.object_list,
         )
