@@ -154,6 +154,41 @@ def test_invoice_list_filters_by_status_and_paginates(client, owner):
     assert "OPEN-" in _page(client, "invoices", status="nope", page="x")
 
 
+@pytest.mark.parametrize(
+    ("language", "backup", "download"),
+    [("en", "backup", "Download invoice INV-9 as PDF"), ("ja", "予備", "請求書 INV-9 を PDF でダウンロード")],
+)
+def test_an_invoice_row_names_what_paid_it_and_escapes_what_was_written(
+    client, owner, language, backup, download
+):
+    Profile.objects.create(user=owner.user, language=language)
+    account = owner.account
+    card = PaymentMethodFactory(account=account, brand="Visa", last4="4242")
+    invoice = InvoiceFactory(account=account, number="INV-9", description="<b>Seats</b> & " + "x" * 80)
+    attempt = PaymentAttemptFactory(
+        invoice=invoice, method=card, position=2, status="succeeded", decline_code=""
+    )
+    Invoice.objects.filter(pk=invoice.pk).update(
+        status="paid",
+        paid_at=timezone.now(),
+        paid_by_attempt=attempt,
+        paid_by_method=card,
+        paid_by_backup=True,
+    )
+    other = InvoiceFactory(account=account, number="INV-10", description="")
+    body = _page(client, "invoices")
+    detail = reverse("invoice_detail", args=[invoice.pk])
+    assert f'<th scope="row" class="c-main"><a href="{detail}">INV-9</a><span class="cell-sub">' in body
+    assert "&lt;b&gt;Seats&lt;/b&gt; &amp; xxx" in body and "<b>Seats" not in body
+    assert f'Visa •••• 4242 <span class="tag">{backup}</span>' in body
+    assert f'href="{reverse("invoice_pdf", args=[invoice.pk])}" download' in body
+    assert f'<span class="visually-hidden">{download}</span>' in body
+    # No description, no method yet: no sub-line, a dash.
+    row = body[body.index(reverse("invoice_detail", args=[other.pk])) :]
+    row = row[: row.index("</tr>")]
+    assert "cell-sub" not in row and '<span class="muted">—</span>' in row
+
+
 def test_badges_carry_words_and_a_shape(client, owner):
     InvoiceFactory(account=owner.account, status=Invoice.Status.PAST_DUE)
     InvoiceFactory(account=owner.account, status=Invoice.Status.UNCOLLECTIBLE)
